@@ -1,0 +1,1 @@
+"""The platform's FastAPI services and their shared library."""

@@ -1,0 +1,134 @@
+"""The app factory every service uses, and the function that serves it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from microservices.common.auth import TokenVerifier, redis_revocation_check
+from microservices.common.db import Database
+from microservices.common.errors import install_error_handlers
+from microservices.common.health import HealthCheck
+from microservices.common.health import router as health_router
+from microservices.common.http import make_http_client
+from microservices.common.logging import configure_logging
+from microservices.common.metrics import router as metrics_router
+from microservices.common.middleware import RequestContextMiddleware
+from microservices.common.redis import CACHE_DB, make_redis
+from microservices.common.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
+
+
+@contextlib.asynccontextmanager
+async def _no_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def _common_lifespan(settings: ServiceSettings, service_lifespan: Lifespan) -> Lifespan:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app.state
+        state.http = make_http_client(settings)
+        state.redis = make_redis(settings.redis_db_url(CACHE_DB))
+        state.token_verifier = TokenVerifier(
+            issuer=settings.jwt_issuer,
+            audiences=[settings.jwt_audience],
+            internal_audience=settings.jwt_internal_audience,
+            jwks_url=settings.resolved_jwks_url,
+            http=state.http,
+        )
+        state.token_verifier.revocation_check = redis_revocation_check(state.redis)
+        checks: list[HealthCheck] = [HealthCheck("redis", _redis_probe(state.redis))]
+        if settings.database_name is not None:
+            state.database = Database(
+                settings.async_database_url(),
+                pool_size=settings.database_pool_size,
+                max_overflow=settings.database_max_overflow,
+            )
+            checks.insert(0, HealthCheck("database", _database_probe(state.database)))
+        state.health_checks = checks
+        try:
+            async with service_lifespan(app):
+                yield
+        finally:
+            if settings.database_name is not None:
+                await state.database.dispose()
+            await state.redis.aclose()
+            await state.http.aclose()
+
+    return lifespan
+
+
+def _database_probe(database: Database) -> Callable[[], Any]:
+    async def probe() -> None:
+        await database.ping()
+
+    return probe
+
+
+def _redis_probe(client: Any) -> Callable[[], Any]:
+    async def probe() -> None:
+        await client.ping()
+
+    return probe
+
+
+def create_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    lifespan: Lifespan | None = None,
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with the platform's logging, errors, request ids, metrics, health and auth."""
+    configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=settings.version,
+        lifespan=_common_lifespan(settings, lifespan or _no_lifespan),
+        openapi_tags=openapi_tags,
+    )
+    app.state.settings = settings
+    app.state.health_checks = []
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
+    for router in routers:
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name, access_log=settings.access_log)
+    return app
+
+
+def serve(app: FastAPI | str, settings: ServiceSettings) -> None:
+    """Run `app` with uvicorn on the settings' host and port, logging through the platform's handlers."""
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if isinstance(app, str) else 1,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+        loop="uvloop",
+        http="httptools",
+    )

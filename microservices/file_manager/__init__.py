@@ -1,0 +1,1 @@
+"""File manager: streaming upload, VCF validation, checksums, storage and access-controlled download."""

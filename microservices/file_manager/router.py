@@ -1,0 +1,5 @@
+"""Endpoints of the file manager."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

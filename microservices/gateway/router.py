@@ -1,0 +1,5 @@
+"""Endpoints of the api gateway."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

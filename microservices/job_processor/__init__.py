@@ -1,0 +1,1 @@
+"""Job processor: imputation jobs: protocol adapters, status history, templates, batches, schedules."""

@@ -1,0 +1,5 @@
+"""Endpoints of the job processor."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

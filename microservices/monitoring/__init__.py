@@ -1,0 +1,1 @@
+"""Monitoring service: health of every component, metrics, alerts and dashboard statistics."""

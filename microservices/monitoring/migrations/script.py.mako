@@ -1,0 +1,1 @@
+../../common/alembic_script.py.mako

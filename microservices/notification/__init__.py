@@ -1,0 +1,1 @@
+"""Notification service: in-app notifications, e-mail, preferences, WebSocket push and webhooks."""

@@ -1,0 +1,6 @@
+"""Alembic environment of the notification service."""
+
+from microservices.common.migrate import run_migrations
+from microservices.notification.models import Base
+
+run_migrations(Base.metadata)

@@ -1,0 +1,5 @@
+"""Endpoints of the notification service."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

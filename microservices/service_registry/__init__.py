@@ -1,0 +1,1 @@
+"""Service registry: external imputation services, their reference panels, and their health."""

@@ -1,0 +1,9 @@
+"""Tables of the service registry."""
+
+from sqlalchemy.orm import DeclarativeBase
+
+from microservices.common.db import new_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()

@@ -1,0 +1,5 @@
+"""Endpoints of the service registry."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""User service: accounts, login, tokens, roles, groups, permissions, audit log, external credentials."""

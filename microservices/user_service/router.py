@@ -1,0 +1,5 @@
+"""Endpoints of the user service."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
