@@ -1,0 +1,17 @@
+"""URL routes of the Django admin project."""
+
+from django.contrib import admin
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from federated_imputation.health import health
+
+# The admin API's viewsets register here as they are written.
+admin_api = DefaultRouter()
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/admin/", include(admin_api.urls)),
+    path("health", health, name="health"),
+    path("health/", health),
+]

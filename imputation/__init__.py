@@ -1,0 +1,1 @@
+"""Django app of the admin UI: imputation services and their reference panels."""

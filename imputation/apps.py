@@ -1,0 +1,9 @@
+"""App configuration of `imputation`."""
+
+from django.apps import AppConfig
+
+
+class ImputationConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "imputation"
+    verbose_name = "Imputation services"
