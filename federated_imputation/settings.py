@@ -170,14 +170,21 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# The services' JSON lines by default, so that one log pipeline reads every component.
+LOG_JSON = env_bool("LOG_JSON", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "microservices.common.logging.JsonFormatter", "service": "django"},
+        "plain": {"format": "%(asctime)s %(levelname)s django %(name)s: %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json" if LOG_JSON else "plain",
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

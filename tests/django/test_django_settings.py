@@ -14,7 +14,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 REPO = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k3J9xq2Lr8Vt5Wz1Nb7Hc4Md6Fg0Ps2Ye9Ua3Io5Qw8Er1Ty4Ui7Op0As3Df6Gh9"
-PLATFORM_VARIABLES = ("ENVIRONMENT", "DATABASE_URL", "REDIS_URL", "SERVICE_REGISTRY_URL", "USER_SERVICE_URL")
+PLATFORM_VARIABLES = (
+    "ENVIRONMENT",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SERVICE_REGISTRY_URL",
+    "USER_SERVICE_URL",
+    "LOG_LEVEL",
+    "LOG_JSON",
+)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -157,6 +165,7 @@ def test_defaults_for_a_local_run() -> None:
         "STATIC_ROOT",
         "SERVICE_REGISTRY_URL",
         "USER_SERVICE_URL",
+        "LOG_JSON",
     )
 
     assert values == {
@@ -192,6 +201,7 @@ def test_defaults_for_a_local_run() -> None:
         "STATIC_ROOT": str(REPO / "var" / "static"),
         "SERVICE_REGISTRY_URL": "http://127.0.0.1:8002",
         "USER_SERVICE_URL": "http://127.0.0.1:8001",
+        "LOG_JSON": True,
     }
 
 
