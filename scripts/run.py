@@ -68,6 +68,25 @@ def run_step(env: dict[str, str], *argv: str) -> None:
         raise SystemExit(f"[run] failed: {' '.join(argv)}")
 
 
+def wait_overall_healthy(url: str, *, timeout_s: float) -> None:
+    """Wait until monitoring sees every component healthy (Celery workers included); say which are not."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    unhealthy: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            body = httpx.get(url, timeout=10).json()
+        except (httpx.HTTPError, ValueError):
+            time.sleep(0.5)
+            continue
+        unhealthy = [f"{c['service_name']} ({c.get('error')})" for c in body["services"] if c["status"] != "healthy"]
+        if not unhealthy:
+            return
+        time.sleep(0.5)
+    say(f"still not healthy after {timeout_s:g} s: {', '.join(unhealthy)}; see {LOG_DIR}")
+
+
 def main() -> int:
     started = time.monotonic()
     env = dict(os.environ)
@@ -115,6 +134,7 @@ def main() -> int:
         supervisor.start_all(components)
         say(f"started {len(components)} processes; logs in {LOG_DIR}")
         supervisor.wait_healthy(components, timeout_s=90)
+        wait_overall_healthy(f"http://127.0.0.1:{ports['monitoring']}/health/overall", timeout_s=60)
         say(f"every component is healthy after {time.monotonic() - started:.1f} s")
         print(
             f"""
