@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 source scripts/lib/venv.sh
 ensure_venv local
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$PWD/var/run}"
-mkdir -p "$XDG_RUNTIME_DIR"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 exec .venv/bin/python scripts/run.py "$@"

@@ -52,17 +52,13 @@ def platform_components(ports: Mapping[str, int] | None = None, *, python: str =
     ports = {**DEFAULT_PORTS, **(ports or {})}
     components = [Component(name, (python, "-m", f"microservices.{name}"), ports[name]) for name in FASTAPI_SERVICES]
     components.append(Component("django", (python, "-m", "federated_imputation"), ports["django"]))
+    # Locally, beat runs inside the one job worker (`--beat`): a process fewer on a laptop. Compose runs it as a
+    # service of its own, as it must be once workers are scaled out.
     components.append(
         Component(
             "job-worker",
             (python, "-m", "celery", "-A", "microservices.job_processor.worker", "worker", "--pool", "threads",
-             "--concurrency", "4", "--loglevel", "INFO", "--hostname", "jobs@%h"),
-        )
-    )  # fmt: skip
-    components.append(
-        Component(
-            "job-beat",
-            (python, "-m", "celery", "-A", "microservices.job_processor.worker", "beat", "--loglevel", "INFO",
+             "--concurrency", "4", "--loglevel", "INFO", "--hostname", "jobs@%h", "--beat",
              "--schedule", str(Path(os.environ.get("VAR_DIR", "var")) / "celerybeat-schedule")),
         )
     )  # fmt: skip

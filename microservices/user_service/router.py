@@ -1,5 +1,0 @@
-"""Endpoints of the user service."""
-
-from fastapi import APIRouter
-
-router = APIRouter()
