@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware import Middleware
 
 from microservices.common.auth import TokenVerifier, redis_revocation_check
 from microservices.common.db import Database
@@ -87,6 +88,7 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     lifespan: Lifespan | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """A FastAPI app with the platform's logging, errors, request ids, metrics, health and auth."""
     configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
@@ -104,6 +106,8 @@ def create_app(
     app.include_router(metrics_router)
     for router in routers:
         app.include_router(router)
+    # A service's own middleware, outermost first, runs inside the platform's (request ids, CORS).
+    app.user_middleware.extend(middleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,0 +1,102 @@
+"""The rate-limit script on a real Redis: atomic counts, window expiry, tiers, and failing open."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from microservices.common.auth import Principal
+from microservices.common.redis import GATEWAY_DB, make_redis
+from microservices.common.settings import ServiceSettings
+from microservices.gateway.ratelimit import RateLimiter
+
+
+@pytest.fixture
+async def redis(infra):
+    client = make_redis(ServiceSettings(redis_url=infra.redis_url).redis_db_url(GATEWAY_DB))
+    yield client
+    await client.aclose()
+
+
+def user(*roles: str, service: bool = False) -> Principal:
+    return Principal(subject=uuid.uuid4().hex, username="u", roles=frozenset(roles), is_service=service)
+
+
+def limiter(redis, **overrides) -> RateLimiter:
+    options = {"window_s": 60, "default_limit": 3, "tiers": {"service_admin": 5, "admin": 10}, **overrides}
+    return RateLimiter(redis=redis, **options)
+
+
+async def test_counts_down_then_refuses_with_the_time_to_reset(redis):
+    rl = limiter(redis)
+    alice = user("researcher")
+    decisions = [await rl.check(principal=alice, client_address="10.0.0.1") for _ in range(4)]
+    assert [(d.allowed, d.limit, d.remaining) for d in decisions] == [
+        (True, 3, 2),
+        (True, 3, 1),
+        (True, 3, 0),
+        (False, 3, 0),
+    ]
+    assert all(d.reset_s == 60 for d in decisions)
+    refused = dict(decisions[-1].headers())
+    assert refused == {
+        b"x-ratelimit-limit": b"3",
+        b"x-ratelimit-remaining": b"0",
+        b"x-ratelimit-reset": b"60",
+        b"retry-after": b"60",
+    }
+    assert b"retry-after" not in dict(decisions[0].headers())
+
+
+async def test_concurrent_requests_are_counted_exactly(redis):
+    rl = limiter(redis, default_limit=50)
+    bob = user()
+    decisions = await asyncio.gather(*(rl.check(principal=bob, client_address="-") for _ in range(60)))
+    assert sum(d.allowed for d in decisions) == 50
+    assert sorted(d.remaining for d in decisions) == [0] * 11 + list(range(1, 50))
+
+
+async def test_the_window_expires_and_the_caller_recovers(redis):
+    rl = limiter(redis, window_s=1, default_limit=1)
+    carol = user()
+    assert (await rl.check(principal=carol, client_address="-")).allowed is True
+    assert (await rl.check(principal=carol, client_address="-")).allowed is False
+    await asyncio.sleep(1.1)
+    again = await rl.check(principal=carol, client_address="-")
+    assert (again.allowed, again.remaining) == (True, 0)
+
+
+async def test_anonymous_callers_are_counted_per_address(redis):
+    rl = limiter(redis, default_limit=1)
+    address = f"10.{uuid.uuid4().int % 250}.0.1"
+    assert (await rl.check(principal=None, client_address=address)).allowed is True
+    assert (await rl.check(principal=None, client_address=address)).allowed is False
+    assert (await rl.check(principal=None, client_address=address + "0")).allowed is True
+
+
+def test_tiers_by_role_take_the_highest_and_service_accounts_are_not_limited():
+    rl = RateLimiter(redis=FakeScriptHost(), window_s=60, default_limit=3, tiers={"service_admin": 5, "admin": 10})
+    assert rl.limit_for(None) == 3
+    assert rl.limit_for(user("researcher")) == 3
+    assert rl.limit_for(user("service_admin")) == 5
+    assert rl.limit_for(user("service_admin", "admin")) == 10
+    assert rl.limit_for(user(service=True)) is None
+
+
+class FakeScriptHost:
+    def register_script(self, script):
+        return None
+
+
+async def test_redis_down_fails_open_and_backs_off(caplog):
+    from microservices.common.localinfra import free_port
+
+    down = make_redis(f"redis://127.0.0.1:{free_port()}/2", timeout_s=0.2)
+    rl = limiter(down)
+    assert await rl.check(principal=user(), client_address="-") is None
+    assert "rate limiting skipped (fail open)" in caplog.text
+    caplog.clear()
+    # Within the back-off Redis is not asked again, so nothing more is logged.
+    assert await rl.check(principal=user(), client_address="-") is None
+    assert caplog.text == ""
+    await down.aclose()
