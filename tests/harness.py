@@ -197,6 +197,11 @@ class Platform:
             "LOG_JSON": "true",
             "DJANGO_STATIC_ROOT": str(ROOT / "var" / "test" / "static"),
             "VAR_DIR": str(ROOT / "var" / "test"),
+            # Service accounts and the first admin, as scripts/run.py sets them for the local run.
+            "INTERNAL_CLIENT_SECRET": os.environ.get("INTERNAL_CLIENT_SECRET") or f"platform-{uuid.uuid4().hex}",
+            "BOOTSTRAP_ADMIN_USERNAME": "admin",
+            "BOOTSTRAP_ADMIN_EMAIL": "admin@example.org",
+            "BOOTSTRAP_ADMIN_PASSWORD": f"admin-{uuid.uuid4().hex}",
             **component_env(self.ports),
             **self.databases.env(),
             **(extra_env or {}),

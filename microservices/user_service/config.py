@@ -1,16 +1,66 @@
 """Settings of the user service, read from `USER_SERVICE_*` and the platform-wide variables."""
 
+from pathlib import Path
 from typing import ClassVar
 
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from microservices.common.settings import ServiceSettings
+
+# The platform's own components, each of which may ask for a service-account token.
+SERVICE_CLIENT_IDS = (
+    "gateway",
+    "django",
+    "job_processor",
+    "file_manager",
+    "notification",
+    "monitoring",
+    "service_registry",
+)
+
+
+def _unprefixed(name: str) -> AliasChoices:
+    """Read `USER_SERVICE_<NAME>` first, then the bare `<NAME>` the local run and compose set."""
+    return AliasChoices(f"USER_SERVICE_{name}", name)
 
 
 class Settings(ServiceSettings):
     """User service settings."""
 
-    model_config = SettingsConfigDict(env_prefix="USER_SERVICE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="USER_SERVICE_", extra="ignore", populate_by_name=True)
 
     service_name: ClassVar[str] = "user_service"
     port: int = 8001
+
+    # Where development and test keep generated keys, so that a restart keeps tokens valid.
+    var_dir: Path = Field(default=Path("var"), validation_alias=_unprefixed("VAR_DIR"))
+
+    # Signing key (PEM); outside development and test one of these must be set.
+    jwt_private_key: SecretStr | None = None
+    jwt_private_key_file: Path | None = None
+    # The public key (PEM) of the previous signing key, still published while its tokens live out.
+    jwt_previous_public_key: str | None = None
+    access_token_ttl_s: int = 900
+    service_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+
+    # Argon2id cost; tests lower it, production keeps the library's recommended strength.
+    password_hash_memory_kib: int = 65536
+    password_hash_time_cost: int = 3
+
+    registration_enabled: bool = True
+    # JSON object client_id -> secret; a client absent from it uses INTERNAL_CLIENT_SECRET.
+    client_secrets: SecretStr | None = None
+
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window_s: int = 900
+
+    credential_warning_days: int = 7
+
+    bootstrap_admin_username: str | None = Field(default=None, validation_alias=_unprefixed("BOOTSTRAP_ADMIN_USERNAME"))
+    bootstrap_admin_email: str | None = Field(default=None, validation_alias=_unprefixed("BOOTSTRAP_ADMIN_EMAIL"))
+    bootstrap_admin_password: SecretStr | None = Field(
+        default=None, validation_alias=_unprefixed("BOOTSTRAP_ADMIN_PASSWORD")
+    )

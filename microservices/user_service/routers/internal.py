@@ -1,0 +1,41 @@
+"""The JWKS, token introspection, and credentials handed to the platform's own services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from microservices.common.db import SessionDep
+from microservices.user_service import schemas, service
+from microservices.user_service.dependencies import ActorDep, FernetDep, ServiceCaller, SignerDep, VerifierDep
+
+router = APIRouter()
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"])
+async def jwks(signer: SignerDep) -> dict[str, Any]:
+    """The public keys access tokens are signed with (the current one first)."""
+    return signer.jwks
+
+
+@router.post(
+    "/auth/introspect", response_model=schemas.IntrospectResponse, response_model_exclude_none=True, tags=["internal"]
+)
+async def introspect(
+    body: schemas.IntrospectRequest, principal: ServiceCaller, session: SessionDep, verifier: VerifierDep
+) -> schemas.IntrospectResponse:
+    """Whether a personal API token (or access token) is live, and whose it is (service accounts only)."""
+    return await service.introspect(session=session, verifier=verifier, token=body.token)
+
+
+@router.get(
+    "/internal/users/{user_id}/credentials/{service_id}", response_model=schemas.InternalCredential, tags=["internal"]
+)
+async def reveal_credential(
+    user_id: int, service_id: int, principal: ServiceCaller, session: SessionDep, fernet: FernetDep, actor: ActorDep
+) -> schemas.InternalCredential:
+    """A user's decrypted token for an external service, for the job processor (service accounts only)."""
+    return await service.reveal_credential(
+        session=session, fernet=fernet, actor=actor, user_id=user_id, service_id=service_id
+    )
