@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -12,7 +12,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
 from microservices.common.auth import TokenVerifier, redis_revocation_check
-from microservices.common.db import Database
 from microservices.common.errors import install_error_handlers
 from microservices.common.health import HealthCheck
 from microservices.common.health import router as health_router
@@ -22,6 +21,9 @@ from microservices.common.metrics import router as metrics_router
 from microservices.common.middleware import RequestContextMiddleware
 from microservices.common.redis import CACHE_DB, make_redis
 from microservices.common.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from microservices.common.db import Database
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
@@ -47,6 +49,9 @@ def _common_lifespan(settings: ServiceSettings, service_lifespan: Lifespan) -> L
         state.token_verifier.revocation_check = redis_revocation_check(state.redis)
         checks: list[HealthCheck] = [HealthCheck("redis", _redis_probe(state.redis))]
         if settings.database_name is not None:
+            # Imported here so that a service without a database (the gateway) never loads SQLAlchemy.
+            from microservices.common.db import Database
+
             state.database = Database(
                 settings.async_database_url(),
                 pool_size=settings.database_pool_size,

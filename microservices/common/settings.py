@@ -7,7 +7,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 from microservices.common import __version__
 
@@ -195,6 +194,8 @@ class ServiceSettings(BaseSettings):
         return self._database_url("postgresql+psycopg2")
 
     def _database_url(self, driver: str) -> str:
+        from sqlalchemy.engine import make_url  # here, so that the gateway never loads SQLAlchemy
+
         if self.database_url:
             url = make_url(self.database_url)
         else:
