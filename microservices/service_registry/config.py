@@ -14,3 +14,20 @@ class Settings(ServiceSettings):
 
     service_name: ClassVar[str] = "service_registry"
     port: int = 8002
+
+    # The background health checker; tests of other parts turn it off.
+    health_check_enabled: bool = True
+    health_check_tick_s: float = 5.0
+    health_interval_healthy_s: float = 900.0
+    health_interval_unhealthy_s: float = 60.0
+    # The Michigan TLS handshake was seen to take over 10 s from containers.
+    health_connect_timeout_s: float = 30.0
+    health_total_timeout_s: float = 45.0
+    health_max_concurrency: int = 100
+    health_refresh_min_interval_s: float = 10.0
+    health_deactivate_after_days: float = 30.0
+    health_cache_prefix: str = "service_registry:health:"
+    health_log_retention_days: int = 90
+
+    sync_timeout_s: float = 60.0
+    events_enabled: bool = True

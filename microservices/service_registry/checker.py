@@ -1,0 +1,158 @@
+"""The background health checker: every due service probed concurrently, a bounded number in flight.
+
+Healthy services are checked every `health_interval_healthy_s` (15 min), the others every
+`health_interval_unhealthy_s` (1 min); each check is a row of the health log, the latest state goes to Redis,
+and a change of state is published as `service.health.changed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from cryptography.fernet import MultiFernet
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from microservices.service_registry import service as registry
+from microservices.service_registry.config import Settings
+from microservices.service_registry.crypto import decrypt
+from microservices.service_registry.models import ImputationService
+from microservices.service_registry.remote import ProbeResult, probe
+from microservices.service_registry.schemas import HealthRead
+
+logger = logging.getLogger(__name__)
+
+
+class HealthChecker:
+    """Checks services' health with each protocol's probe and records what it finds."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        http: aiohttp.ClientSession,
+        redis: Any,
+        fernet: MultiFernet | None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.http = http
+        self.redis = redis
+        self.fernet = fernet
+        self.semaphore = asyncio.Semaphore(settings.health_max_concurrency)
+        self.cycles = 0
+        self.last_cycle_s: float | None = None
+
+    def cache_key(self, service_id: int) -> str:
+        return f"{self.settings.health_cache_prefix}{service_id}"
+
+    async def _probe(self, service: ImputationService) -> ProbeResult:
+        async with self.semaphore:
+            return await probe(
+                self.http,
+                api_type=service.api_type,
+                base_url=service.base_url,
+                credential=decrypt(self.fernet, service.credential_encrypted),
+            )
+
+    async def check_services(self, *, session: AsyncSession, services: Sequence[ImputationService]) -> list[HealthRead]:
+        """Probe `services` concurrently and record the results in `session` (the caller commits)."""
+        results = await asyncio.gather(*(self._probe(s) for s in services))
+        checked_at = datetime.now(UTC)
+        deactivate_after = timedelta(days=self.settings.health_deactivate_after_days)
+        for service, result in zip(services, results, strict=True):
+            await registry.record_check(
+                session=session,
+                service=service,
+                result=result,
+                checked_at=checked_at,
+                deactivate_after=deactivate_after,
+            )
+        return [registry.health_read(s) for s in services]
+
+    async def cache(self, states: Sequence[HealthRead]) -> None:
+        """Keep the latest states in Redis; Redis being away only costs the cache."""
+        if not states:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for state in states:
+                    pipe.set(self.cache_key(state.service_id), state.model_dump_json(), ex=86400)
+                await pipe.execute()
+        except Exception as exc:
+            logger.warning("health cache not updated: %s", exc)
+
+    async def cached(self, service_id: int) -> HealthRead | None:
+        """The cached latest state of a service, if Redis has it."""
+        try:
+            raw = await self.redis.get(self.cache_key(service_id))
+        except Exception as exc:
+            logger.warning("health cache not read: %s", exc)
+            return None
+        return HealthRead.model_validate(json.loads(raw)) if raw else None
+
+    async def forget(self, service_id: int) -> None:
+        """Drop a service's cached state (after its address changed or it was removed)."""
+        with contextlib.suppress(Exception):
+            await self.redis.delete(self.cache_key(service_id))
+
+    async def may_refresh(self, service_id: int) -> bool:
+        """True at most once per `health_refresh_min_interval_s` for each service."""
+        key = f"{self.settings.health_cache_prefix}refresh:{service_id}"
+        try:
+            return bool(
+                await self.redis.set(key, b"1", nx=True, px=int(self.settings.health_refresh_min_interval_s * 1000))
+            )
+        except Exception:
+            return True
+
+    async def run_cycle(self) -> list[HealthRead]:
+        """Check every service that is due, in one transaction; return their new states."""
+        started = time.perf_counter()
+        async with self.sessionmaker() as session:
+            services = await registry.due_for_check(
+                session=session,
+                now=datetime.now(UTC),
+                healthy_interval_s=self.settings.health_interval_healthy_s,
+                unhealthy_interval_s=self.settings.health_interval_unhealthy_s,
+            )
+            states = await self.check_services(session=session, services=services) if services else []
+            await session.commit()
+        await self.cache(states)
+        self.cycles += 1
+        self.last_cycle_s = time.perf_counter() - started
+        if states:
+            logger.info("health cycle: %d services checked in %.2f s", len(states), self.last_cycle_s)
+        return states
+
+    async def run(self) -> None:
+        """Check due services forever, every `health_check_tick_s`."""
+        while True:
+            try:
+                await self.run_cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("health cycle failed")
+            await asyncio.sleep(self.settings.health_check_tick_s)
+
+
+@contextlib.asynccontextmanager
+async def run_health_checker(checker: HealthChecker, *, enabled: bool) -> AsyncIterator[None]:
+    """Run the checker's loop as a task for the lifespan of the app (when enabled)."""
+    task = asyncio.create_task(checker.run(), name="health-checker") if enabled else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
