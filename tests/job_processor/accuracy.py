@@ -72,7 +72,8 @@ def evaluate(*, reference: Path, truth: Path, target: Path, imputed: Path) -> Ac
     typed = {_key(fields) for _, fields in _records(target)}
     true: dict[Key, list[int]] = {}
     truth_samples: list[str] = []
-    for truth_samples, fields in _records(truth):
+    for samples_in_truth, fields in _records(truth):
+        truth_samples = samples_in_truth
         if _key(fields) not in typed:
             true[_key(fields)] = [_alt_count(g) for g in fields[9:]]
     matches = total = records = with_ds_and_dr2 = 0

@@ -1,0 +1,405 @@
+"""The job processor's domain logic: creating jobs, their states and history, listing, cancelling.
+
+Functions take keyword arguments and a session, never HTTP objects, and only flush(): the caller commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from cryptography.fernet import MultiFernet
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, selectinload
+
+from microservices.common.auth import Principal
+from microservices.common.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from microservices.common.events import JOB_STATUS_UPDATED, emit, emit_sync
+from microservices.common.pagination import PageParams, paginate
+from microservices.job_processor import preflight, states
+from microservices.job_processor.crypto import decrypt, encrypt, new_result_password
+from microservices.job_processor.models import IdempotencyKey, Job, JobStatusHistory
+from microservices.job_processor.peers import Peers
+from microservices.job_processor.schemas import JobCreate
+
+PRODUCER = "job_processor"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class PreflightFailed(Unprocessable):
+    code = "preflight_failed"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
+class QuotaExceeded(Forbidden):
+    code = "quota_exceeded"
+
+
+class ServiceNotPermitted(Forbidden):
+    code = "service_not_permitted"
+
+
+# --- states and history ---------------------------------------------------------------------------------------------
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _apply_status(job: Job, new_status: str, message: str | None) -> tuple[JobStatusHistory, dict[str, Any]]:
+    old_status = job.status
+    if old_status is not None:
+        states.check_transition(old_status, new_status)
+    at = now()
+    job.status = new_status
+    job.status_message = message
+    if new_status == states.SUBMITTING and job.submitted_at is None:
+        job.submitted_at = at
+    if new_status == states.RUNNING and job.started_at is None:
+        job.started_at = at
+    if new_status in states.TERMINAL:
+        job.completed_at = at
+        job.next_poll_at = None
+        if new_status == states.COMPLETED:
+            job.progress = 100
+        if new_status == states.FAILED:
+            job.error_message = message
+    history = JobStatusHistory(job_id=job.id, old_status=old_status, new_status=new_status, message=message)
+    history.occurred_at = at
+    payload = {
+        "job_id": str(job.id),
+        "user_id": job.user_id,
+        "job_name": job.name,
+        "service_id": job.service_id,
+        "old_status": old_status,
+        "new_status": new_status,
+        "message": message,
+        "occurred_at": at.isoformat(),
+    }
+    return history, payload
+
+
+async def set_status(*, session: AsyncSession, job: Job, new_status: str, message: str | None = None) -> None:
+    """Move a job to `new_status` (checked against the table), with a history row and an event, in one transaction."""
+    history, payload = _apply_status(job, new_status, message)
+    session.add(history)
+    await emit(session, topic=JOB_STATUS_UPDATED, payload=payload, producer=PRODUCER)
+    await session.flush()
+
+
+def set_status_sync(*, session: Session, job: Job, new_status: str, message: str | None = None) -> None:
+    """`set_status` for the Celery tasks."""
+    history, payload = _apply_status(job, new_status, message)
+    session.add(history)
+    emit_sync(session, topic=JOB_STATUS_UPDATED, payload=payload, producer=PRODUCER)
+    session.flush()
+
+
+# --- creating -------------------------------------------------------------------------------------------------------
+
+
+def request_fingerprint(job_in: JobCreate) -> str:
+    """A stable hash of a create request, to tell a retried POST from a different one under the same key."""
+    body = json.dumps(job_in.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+async def _job_for_key(session: AsyncSession, *, user_id: int, key: str, fingerprint: str) -> Job | None:
+    record = await session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    )
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different job request; use a new key for a new job."
+        )
+    return await session.get(Job, record.job_id)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the registry says about the service and panel a job goes to."""
+
+    service: dict[str, Any]
+    panel: dict[str, Any]
+
+
+async def check_permission(*, peers: Peers, user_id: int, service_id: int) -> int | None:
+    """Raise unless the user may use the service; return the user's monthly quota there (None: unlimited)."""
+    permissions = await peers.permissions(user_id)
+    if permissions is None:
+        raise ServiceNotPermitted("Your account has no access to imputation services; ask an administrator.")
+    grants = {int(s["service_id"]): s for s in permissions.get("services") or []}
+    if not permissions.get("all_services") and service_id not in grants:
+        raise ServiceNotPermitted(
+            f"You have no access to service {service_id}; ask an administrator to grant it to you or your group."
+        )
+    quota = grants.get(service_id, {}).get("monthly_quota")
+    return int(quota) if quota is not None else None
+
+
+async def resolve_target(*, peers: Peers, service_id: int, reference_panel_id: int) -> Target:
+    """The service and panel of a job, checked to exist, to be active and to belong together."""
+    service = await peers.service(service_id)
+    if service is None:
+        raise Unprocessable(
+            f"There is no imputation service {service_id}; pick one from /services.", code="unknown_service"
+        )
+    if service.get("is_active") is False:
+        raise Unprocessable(
+            f"Service '{service.get('name')}' is not taking jobs at the moment (deactivated by an administrator).",
+            code="service_inactive",
+        )
+    panels = await peers.panels(service_id)
+    panel = next((p for p in panels if int(p["id"]) == reference_panel_id), None)
+    if panel is None:
+        raise Unprocessable(
+            f"Reference panel {reference_panel_id} does not belong to service '{service.get('name')}'; pick one "
+            f"from /reference-panels?service_id={service_id}.",
+            code="panel_not_in_service",
+        )
+    if panel.get("is_active") is False:
+        raise Unprocessable(
+            f"Reference panel '{panel.get('name')}' is not active; pick another panel of this service.",
+            code="panel_inactive",
+        )
+    return Target(service=service, panel=panel)
+
+
+async def fetch_input_files(*, peers: Peers, user_id: int, file_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The metadata of the user's input files; a file of someone else is reported as missing."""
+    records = []
+    for file_id in file_ids:
+        record = await peers.file(file_id)
+        if record is None or (record.get("owner_id") is not None and int(record["owner_id"]) != user_id):
+            raise Unprocessable(
+                f"Input file {file_id} is not among your uploads: upload it with POST /files/upload first.",
+                code="unknown_input_file",
+            )
+        records.append(record)
+    return records
+
+
+async def _jobs_this_month(session: AsyncSession, *, user_id: int, service_id: int) -> int:
+    start = datetime.combine(date.today().replace(day=1), time.min, tzinfo=UTC)
+    count = await session.scalar(
+        select(func.count(Job.id)).where(Job.user_id == user_id, Job.service_id == service_id, Job.created_at >= start)
+    )
+    return int(count or 0)
+
+
+async def create_job(
+    *,
+    session: AsyncSession,
+    peers: Peers,
+    fernet: MultiFernet,
+    user_id: int,
+    job_in: JobCreate,
+    idempotency_key: str | None = None,
+    retry_of: Job | None = None,
+    batch_id: uuid.UUID | None = None,
+    min_poll_interval_s: float = 1.0,
+) -> tuple[Job, bool]:
+    """Check and store a new job (queued, or pending until `run_at`); return it and whether it is new."""
+    fingerprint = request_fingerprint(job_in)
+    if idempotency_key:
+        existing = await _job_for_key(session, user_id=user_id, key=idempotency_key, fingerprint=fingerprint)
+        if existing is not None:
+            return existing, False
+    quota = await check_permission(peers=peers, user_id=user_id, service_id=job_in.service_id)
+    target = await resolve_target(
+        peers=peers, service_id=job_in.service_id, reference_panel_id=job_in.reference_panel_id
+    )
+    files = await fetch_input_files(peers=peers, user_id=user_id, file_ids=job_in.input_file_ids)
+    problems = preflight.check(
+        service=target.service,
+        panel=target.panel,
+        files=files,
+        build=job_in.build,
+        phasing=job_in.phasing,
+        population=job_in.population,
+    )
+    if problems:
+        raise PreflightFailed(
+            " ".join(p.message for p in problems), extra={"problems": [p.as_dict() for p in problems]}
+        )
+    if quota is not None and await _jobs_this_month(session, user_id=user_id, service_id=job_in.service_id) >= quota:
+        raise QuotaExceeded(
+            f"You have used your {quota} jobs this month on service '{target.service.get('name')}'; the quota "
+            "renews on the 1st, or ask an administrator to raise it."
+        )
+    api_type = str(target.service["api_type"])
+    job = Job(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        name=job_in.name,
+        description=job_in.description,
+        service_id=job_in.service_id,
+        service_name=target.service.get("name"),
+        api_type=api_type,
+        reference_panel_id=job_in.reference_panel_id,
+        panel_remote_id=str(target.panel.get("panel_id") or target.panel.get("name")),
+        panel_parameters=dict(target.panel.get("parameters") or {}),
+        build=job_in.build,
+        phasing=job_in.phasing,
+        population=job_in.population,
+        mode=job_in.mode,
+        r2_filter=job_in.r2_filter,
+        input_file_ids=list(job_in.input_file_ids),
+        input_files=[
+            {key: f.get(key) for key in ("filename", "size_bytes", "sha256")} | {"id": str(f["id"])} for f in files
+        ],
+        progress=0,
+        result_files=[],
+        failures=0,
+        poll_interval_s=max(min_poll_interval_s, float(target.service.get("poll_interval_s") or 30.0)),
+        run_at=job_in.run_at,
+        retry_of_id=retry_of.id if retry_of is not None else None,
+        batch_id=batch_id,
+    )
+    if api_type == "michigan":
+        job.result_password_encrypted = encrypt(fernet, new_result_password())
+    session.add(job)
+    await set_status(session=session, job=job, new_status=states.PENDING, message="Job created.")
+    if job_in.run_at is None or job_in.run_at <= now():
+        await set_status(session=session, job=job, new_status=states.QUEUED, message="Waiting to be submitted.")
+    if idempotency_key:
+        try:
+            async with session.begin_nested():
+                session.add(
+                    IdempotencyKey(user_id=user_id, key=idempotency_key, request_hash=fingerprint, job_id=job.id)
+                )
+        except IntegrityError:
+            # The same key arrived twice at once: the other request's job wins, this one is dropped.
+            await session.delete(job)
+            await session.flush()
+            existing = await _job_for_key(session, user_id=user_id, key=idempotency_key, fingerprint=fingerprint)
+            if existing is None:
+                raise
+            return existing, False
+    return job, True
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    status: Sequence[str] = ()
+    service_id: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    search: str | None = None
+    user_id: int | None = None
+
+
+def _visible_to(statement: Select[Any], principal: Principal) -> Select[Any]:
+    if principal.is_admin or principal.is_service:
+        return statement
+    return statement.where(Job.user_id == (principal.user_id if principal.user_id is not None else -1))
+
+
+async def list_jobs(
+    *, session: AsyncSession, principal: Principal, filters: JobFilters, params: PageParams
+) -> tuple[list[Job], int]:
+    """The caller's jobs (everyone's for an admin), newest first, filtered."""
+    statement = _visible_to(select(Job), principal).order_by(Job.created_at.desc(), Job.id)
+    if filters.status:
+        statement = statement.where(Job.status.in_(filters.status))
+    if filters.service_id is not None:
+        statement = statement.where(Job.service_id == filters.service_id)
+    if filters.created_after is not None:
+        statement = statement.where(Job.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        statement = statement.where(Job.created_at < filters.created_before)
+    if filters.user_id is not None:
+        statement = statement.where(Job.user_id == filters.user_id)
+    if filters.search:
+        escaped = filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        statement = statement.where(or_(Job.name.ilike(pattern), Job.description.ilike(pattern)))
+    return await paginate(session, statement, params)
+
+
+async def get_job(*, session: AsyncSession, job_id: uuid.UUID, principal: Principal, history: bool = False) -> Job:
+    """A job the caller may see (its owner, an admin or a service account); 404 for anyone else."""
+    statement = _visible_to(select(Job).where(Job.id == job_id), principal)
+    if history:
+        statement = statement.options(selectinload(Job.history))
+    job = await session.scalar(statement)
+    if job is None:
+        raise JobNotFound(f"There is no job {job_id}.")
+    return job
+
+
+async def get_job_for_update(*, session: AsyncSession, job_id: uuid.UUID, principal: Principal) -> Job:
+    """`get_job`, with the row locked until the transaction ends."""
+    statement = _visible_to(select(Job).where(Job.id == job_id), principal).with_for_update()
+    job = await session.scalar(statement)
+    if job is None:
+        raise JobNotFound(f"There is no job {job_id}.")
+    return job
+
+
+async def get_history(*, session: AsyncSession, job: Job) -> list[JobStatusHistory]:
+    """A job's status history, oldest first."""
+    rows = await session.scalars(
+        select(JobStatusHistory).where(JobStatusHistory.job_id == job.id).order_by(JobStatusHistory.id)
+    )
+    return list(rows)
+
+
+def result_password(*, job: Job, principal: Principal, fernet: MultiFernet) -> str:
+    """The plaintext result password, for the job's owner only."""
+    if principal.user_id != job.user_id:
+        raise JobNotFound(f"There is no result password of job {job.id} for you.")
+    if job.result_password_encrypted is None:
+        raise NotFound("This job's results are not password-protected.", code="no_result_password")
+    password = decrypt(fernet, job.result_password_encrypted)
+    if password is None:
+        raise AppError("The result password cannot be decrypted with the configured key.", status_code=500)
+    return password
+
+
+# --- changing -------------------------------------------------------------------------------------------------------
+
+
+async def cancel_job(*, session: AsyncSession, job: Job, reason: str | None = None) -> bool:
+    """Cancel a live job; return True when a remote job may exist and must be cancelled there too."""
+    if job.status in states.TERMINAL:
+        raise states.InvalidTransition(job.status, states.CANCELLED)
+    remote = job.status in states.REMOTE
+    await set_status(session=session, job=job, new_status=states.CANCELLED, message=reason or "Cancelled by the user.")
+    return remote
+
+
+def retry_request(job: Job) -> JobCreate:
+    """The create request of a new attempt of `job`."""
+    if job.status not in (states.FAILED, states.CANCELLED):
+        raise Conflict(f"Only failed or cancelled jobs can be retried; this one is {job.status}.", code="not_retryable")
+    return JobCreate(
+        name=job.name,
+        description=job.description,
+        service_id=job.service_id,
+        reference_panel_id=job.reference_panel_id,
+        build=job.build,
+        phasing=job.phasing,
+        population=job.population,
+        mode=job.mode,
+        r2_filter=job.r2_filter,
+        input_file_ids=list(job.input_file_ids),
+    )

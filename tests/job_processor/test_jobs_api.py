@@ -1,0 +1,311 @@
+"""The job API in process: creation with its checks, idempotency, listing, history, cancel, retry, passwords."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from microservices.job_processor.config import Settings
+from microservices.job_processor.main import build_app
+from microservices.job_processor.models import Job
+from tests.harness import TokenFactory, app_client
+from tests.job_processor.stubs import OTHER_USER_ID, USER_ID, PeerStub, stub_peers, vcf_file
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    app: FastAPI
+    stub: PeerStub
+    enqueued: list[tuple[str, list[Any]]]
+    tokens: TokenFactory
+
+    def headers(self, user_id: int = USER_ID, **kwargs: Any) -> dict[str, str]:
+        return self.tokens.headers(sub=str(user_id), **kwargs)
+
+    async def create(
+        self, user_id: int = USER_ID, headers: dict[str, str] | None = None, **fields: Any
+    ) -> httpx.Response:
+        body = {"name": "chr20 run", "service_id": 1, "reference_panel_id": 11, "input_file_ids": ["f1"], **fields}
+        return await self.client.post("/jobs", json=body, headers={**self.headers(user_id), **(headers or {})})
+
+
+@pytest.fixture
+async def api(databases: Any, tokens: TokenFactory, tmp_path: Path) -> AsyncIterator[Api]:
+    settings = Settings(var_dir=tmp_path)
+    app = build_app(settings)
+    stub = PeerStub.default()
+    enqueued: list[tuple[str, list[Any]]] = []
+
+    async def enqueue(task: str, args: list[Any]) -> None:
+        enqueued.append((task, args))
+
+    async with app_client(app, tokens=tokens) as client:
+        app.state.peers = stub_peers(settings, stub)
+        app.state.enqueue = enqueue
+        yield Api(client=client, app=app, stub=stub, enqueued=enqueued, tokens=tokens)
+
+
+async def test_create_job_queues_it_with_history_and_enqueues_submission(api: Api) -> None:
+    response = await api.create(population="eur", r2_filter=0.3)
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["status"] == "queued"
+    assert job["user_id"] == USER_ID
+    assert job["api_type"] == "michigan"
+    assert job["service_name"] == "Michigan"
+    assert job["input_file_ids"] == ["f1"]
+    assert job["has_result_password"] is True
+    assert api.enqueued == [("jobs.submit", [job["id"]])]
+    detail = (await api.client.get(f"/jobs/{job['id']}", headers=api.headers())).json()
+    assert [(h["old_status"], h["new_status"]) for h in detail["status_history"]] == [
+        (None, "pending"),
+        ("pending", "queued"),
+    ]
+    updates = (await api.client.get(f"/jobs/{job['id']}/status-updates", headers=api.headers())).json()
+    assert [u["new_status"] for u in updates] == ["pending", "queued"]
+
+
+async def test_every_state_change_writes_an_outbox_event(api: Api) -> None:
+    from microservices.common.events import outbox_table
+    from microservices.job_processor.models import Base
+
+    job = (await api.create()).json()
+    outbox = outbox_table(Base.metadata)
+    session = api.app.state.test_session
+    rows = (await session.execute(select(outbox.c.topic, outbox.c.payload))).all()
+    mine = [r.payload for r in rows if r.payload["job_id"] == job["id"]]
+    assert [(p["old_status"], p["new_status"]) for p in mine] == [(None, "pending"), ("pending", "queued")]
+    assert {r.topic for r in rows} == {"job.status.updated"}
+    assert mine[1]["user_id"] == USER_ID
+    assert mine[1]["job_name"] == "chr20 run"
+    assert mine[1]["service_id"] == 1
+
+
+async def test_scheduled_job_stays_pending_until_run_at(api: Api) -> None:
+    response = await api.create(run_at="2099-01-01T00:00:00Z")
+    assert response.status_code == 201
+    assert response.json()["status"] == "pending"
+    assert api.enqueued == []
+
+
+async def test_idempotency_key_returns_the_first_job(api: Api) -> None:
+    first = await api.create(headers={"Idempotency-Key": "abc-1"})
+    again = await api.create(headers={"Idempotency-Key": "abc-1"})
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert len(api.enqueued) == 1
+    listed = (await api.client.get("/jobs", headers=api.headers())).json()
+    assert listed["total"] == 1
+
+
+async def test_idempotency_key_with_a_different_body_is_a_conflict(api: Api) -> None:
+    await api.create(headers={"Idempotency-Key": "abc-2"})
+    response = await api.create(headers={"Idempotency-Key": "abc-2"}, name="another")
+    assert response.status_code == 409
+    assert response.json()["error"] == "idempotency_key_reused"
+
+
+async def test_idempotency_keys_are_per_user(api: Api) -> None:
+    api.stub.permissions[OTHER_USER_ID]["all_services"] = True
+    api.stub.files["g1"] = vcf_file("g1", owner_id=OTHER_USER_ID)
+    first = await api.create(headers={"Idempotency-Key": "same"})
+    second = await api.create(user_id=OTHER_USER_ID, headers={"Idempotency-Key": "same"}, input_file_ids=["g1"])
+    assert second.status_code == 201
+    assert second.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("file_overrides", "fields", "code", "fragment"),
+    [
+        ({"vcf": {"chromosomes": ["20", "21"]}}, {}, "several_chromosomes", "contains chromosomes 20, 21"),
+        ({"vcf": {"chr_prefix": True, "chromosomes": ["chr20"]}}, {}, "chr_prefix_hg19", "must not use the 'chr'"),
+        ({}, {"build": "hg38"}, "chr_prefix_hg38", "must use the 'chr' prefix ('chr20')"),
+        ({"vcf": {"sample_count": 7}}, {}, "too_few_samples", "has 7 samples; this service needs at least 20"),
+        ({"size_bytes": 150_000_000}, {}, "file_too_large", "is 150.0 MB; this service accepts at most 100 MB"),
+        ({}, {"phasing": False}, "unphased_without_phasing", "is unphased and phasing is switched off"),
+        ({"vcf": {"build_hint": "hg38"}}, {}, "build_hint_mismatch", "looks like hg38"),
+        ({"vcf": None}, {}, "not_a_vcf", "is not a VCF"),
+    ],
+)
+async def test_preflight_refusals_name_the_file_and_the_fix(
+    api: Api, file_overrides: dict[str, Any], fields: dict[str, Any], code: str, fragment: str
+) -> None:
+    record = vcf_file("f1")
+    vcf_changes = file_overrides.pop("vcf", {})
+    record["vcf"] = None if vcf_changes is None else {**record["vcf"], **vcf_changes}
+    api.stub.files["f1"] = {**record, **file_overrides}
+    response = await api.create(**fields)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "preflight_failed"
+    assert [p["code"] for p in body["problems"]] == [code]
+    assert body["problems"][0]["file"] == "f1.vcf.gz"
+    assert "Input file 'f1.vcf.gz'" in body["detail"]
+    assert fragment in body["detail"]
+    jobs = (await api.client.get("/jobs", headers=api.headers())).json()
+    assert jobs["total"] == 0  # nothing stored half-way
+    assert api.enqueued == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "code"),
+    [
+        ({"service_id": 99}, 403, "service_not_permitted"),
+        ({"reference_panel_id": 21}, 422, "panel_not_in_service"),
+        ({"reference_panel_id": 12}, 422, "panel_inactive"),
+        ({"input_file_ids": ["nope"]}, 422, "unknown_input_file"),
+        ({"population": "sas"}, 422, "preflight_failed"),
+        ({"build": "hg18"}, 422, "validation_error"),
+        ({"input_file_ids": []}, 422, "validation_error"),
+    ],
+)
+async def test_bad_requests_are_refused_with_a_clear_code(
+    api: Api, fields: dict[str, Any], status: int, code: str
+) -> None:
+    response = await api.create(**fields)
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+
+
+async def test_a_file_of_another_user_is_not_found(api: Api) -> None:
+    api.stub.files["f1"]["owner_id"] = OTHER_USER_ID
+    response = await api.create()
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "unknown_input_file",
+        "detail": "Input file f1 is not among your uploads: upload it with POST /files/upload first.",
+    }
+
+
+async def test_inactive_service_and_unknown_service(api: Api) -> None:
+    api.stub.permissions[USER_ID]["all_services"] = True
+    api.stub.services[1]["is_active"] = False
+    assert (await api.create()).json()["error"] == "service_inactive"
+    assert (await api.create(service_id=5)).json()["error"] == "unknown_service"
+
+
+async def test_monthly_quota(api: Api) -> None:
+    api.stub.permissions[USER_ID]["services"][0]["monthly_quota"] = 1
+    assert (await api.create()).status_code == 201
+    response = await api.create()
+    assert response.status_code == 403
+    assert response.json()["error"] == "quota_exceeded"
+
+
+async def test_wes_job_needs_one_file_and_a_configured_panel(api: Api) -> None:
+    api.stub.files["f2"] = vcf_file("f2")
+    response = await api.create(service_id=2, reference_panel_id=21, input_file_ids=["f1", "f2"])
+    assert response.status_code == 422
+    assert [p["code"] for p in response.json()["problems"]] == ["one_file_per_job"]
+    ok = await api.create(service_id=2, reference_panel_id=21)
+    assert ok.status_code == 201
+    assert ok.json()["has_result_password"] is False
+
+
+async def test_peer_outage_is_503_and_stores_nothing(api: Api) -> None:
+    api.stub.down = True
+    response = await api.create()
+    assert response.status_code == 503
+    assert response.json()["error"] == "service_unavailable"
+    api.stub.down = False
+    assert (await api.client.get("/jobs", headers=api.headers())).json()["total"] == 0
+
+
+async def test_jobs_are_private_and_admins_see_all(api: Api) -> None:
+    job = (await api.create()).json()
+    other = await api.client.get(f"/jobs/{job['id']}", headers=api.headers(OTHER_USER_ID))
+    assert other.status_code == 404
+    assert (await api.client.get("/jobs", headers=api.headers(OTHER_USER_ID))).json()["total"] == 0
+    admin = api.headers(1, roles=["admin"])
+    assert (await api.client.get(f"/jobs/{job['id']}", headers=admin)).status_code == 200
+    assert (await api.client.get("/jobs", headers=admin)).json()["total"] == 1
+    assert (await api.client.get("/jobs")).status_code == 401
+
+
+async def test_list_filters_and_pagination(api: Api) -> None:
+    for index in range(3):
+        await api.create(name=f"cohort {index}")
+    await api.create(name="other study", run_at="2099-01-01T00:00:00Z")
+    h = api.headers()
+    page = (await api.client.get("/jobs", params={"page": 1, "page_size": 2}, headers=h)).json()
+    assert (page["total"], page["page"], page["page_size"], len(page["items"])) == (4, 1, 2, 2)
+    assert page["items"][0]["name"] == "other study"  # newest first
+    queued = (await api.client.get("/jobs", params={"status": "queued"}, headers=h)).json()
+    assert queued["total"] == 3
+    both = (await api.client.get("/jobs?status=queued&status=pending", headers=h)).json()
+    assert both["total"] == 4
+    searched = (await api.client.get("/jobs", params={"search": "cohort 1"}, headers=h)).json()
+    assert [j["name"] for j in searched["items"]] == ["cohort 1"]
+    assert (await api.client.get("/jobs", params={"service_id": 2}, headers=h)).json()["total"] == 0
+    assert (await api.client.get("/jobs", params={"created_after": "2099-01-01"}, headers=h)).json()["total"] == 0
+    bad = await api.client.get("/jobs", params={"status": "sleeping"}, headers=h)
+    assert bad.status_code == 400
+
+
+async def test_cancel_queued_job_then_retry(api: Api) -> None:
+    job = (await api.create()).json()
+    cancelled = await api.client.post(f"/jobs/{job['id']}/cancel", headers=api.headers())
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["status_message"] == "Cancelled by the user."
+    again = await api.client.post(f"/jobs/{job['id']}/cancel", headers=api.headers())
+    assert again.status_code == 409
+    assert again.json()["error"] == "invalid_transition"
+    retry = await api.client.post(f"/jobs/{job['id']}/retry", headers=api.headers())
+    assert retry.status_code == 201
+    assert retry.json()["retry_of_id"] == job["id"]
+    assert retry.json()["status"] == "queued"
+    assert api.enqueued[-1] == ("jobs.submit", [retry.json()["id"]])
+    # a running job is cancelled remotely too
+    session = api.app.state.test_session
+    running = await session.get(Job, __import__("uuid").UUID(retry.json()["id"]))
+    running.status = "running"
+    await session.flush()
+    await api.client.post(f"/jobs/{running.id}/cancel", json={"reason": "wrong panel"}, headers=api.headers())
+    assert api.enqueued[-1] == ("jobs.cancel_remote", [str(running.id)])
+
+
+async def test_other_users_cannot_cancel(api: Api) -> None:
+    job = (await api.create()).json()
+    response = await api.client.post(f"/jobs/{job['id']}/cancel", headers=api.headers(OTHER_USER_ID))
+    assert response.status_code == 404
+
+
+async def test_retry_of_a_live_job_is_a_conflict(api: Api) -> None:
+    job = (await api.create()).json()
+    response = await api.client.post(f"/jobs/{job['id']}/retry", headers=api.headers())
+    assert response.status_code == 409
+    assert response.json()["error"] == "not_retryable"
+
+
+async def test_result_password_is_for_the_owner_only(api: Api) -> None:
+    job = (await api.create()).json()
+    mine = await api.client.get(f"/jobs/{job['id']}/result-password", headers=api.headers())
+    assert mine.status_code == 200
+    assert len(mine.json()["password"]) == 24
+    admin = await api.client.get(f"/jobs/{job['id']}/result-password", headers=api.headers(1, roles=["admin"]))
+    assert admin.status_code == 404
+    detail = (await api.client.get(f"/jobs/{job['id']}", headers=api.headers())).json()
+    assert mine.json()["password"] not in str(detail)
+    stored = await api.app.state.test_session.get(Job, __import__("uuid").UUID(job["id"]))
+    assert mine.json()["password"] not in stored.result_password_encrypted
+
+
+async def test_service_accounts_cannot_own_jobs(api: Api) -> None:
+    headers = api.tokens.headers(sub="service:gateway", audience="federated-imputation-internal", roles=[])
+    response = await api.client.post(
+        "/jobs",
+        json={"name": "x", "service_id": 1, "reference_panel_id": 11, "input_file_ids": ["f1"]},
+        headers=headers,
+    )
+    assert response.status_code == 403
