@@ -178,6 +178,36 @@ async def app_client(
                 await transaction.rollback()
 
 
+class SmtpCatcher:
+    """A real SMTP server (aiosmtpd, in a thread) that keeps every message it receives."""
+
+    def __init__(self, *, port: int) -> None:
+        self.port = port
+        self.messages: list[tuple[list[str], Any]] = []
+        self._controller: Any = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes, policy
+
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[Any]:
+        """The messages delivered to `address`, oldest first."""
+        return [message for recipients, message in self.messages if address in recipients]
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
 class Platform:
     """The real platform: every process started on free ports against fresh databases."""
 
@@ -186,6 +216,8 @@ class Platform:
         # A Redis of its own, so that queues and heartbeats never mix with another test run's, and so that tests
         # can stop and restart it.
         self.redis = EmbeddedRedis(ROOT / "var" / "test" / f"platform-redis-{os.getpid()}", port=free_port())
+        # A real SMTP server that catches the platform's e-mail (`platform.smtp.to(address)`).
+        self.smtp = SmtpCatcher(port=free_port())
         self.databases = DatabaseSet(infra, "p")
         self.ports = {name: free_port() for name in DEFAULT_PORTS}
         self.log_dir = ROOT / "var" / "test" / f"logs-{os.getpid()}"
@@ -202,6 +234,11 @@ class Platform:
             "BOOTSTRAP_ADMIN_USERNAME": "admin",
             "BOOTSTRAP_ADMIN_EMAIL": "admin@example.org",
             "BOOTSTRAP_ADMIN_PASSWORD": f"admin-{uuid.uuid4().hex}",
+            # E-mail goes to the catcher; stale events are taken over and health is sampled quickly enough for tests.
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp.port),
+            "NOTIFICATION_EVENT_CLAIM_IDLE_MS": "3000",
+            "MONITORING_SAMPLE_INTERVAL_S": "1",
             **component_env(self.ports),
             **self.databases.env(),
             **(extra_env or {}),
@@ -214,6 +251,7 @@ class Platform:
 
     def start(self, names: Iterable[str] | None = None, *, timeout_s: float = 90.0) -> None:
         self.redis.start()
+        self.smtp.start()
         self.databases.create()
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput"],
@@ -238,6 +276,7 @@ class Platform:
     def stop(self) -> None:
         self.supervisor.stop_all()
         self.redis.stop()
+        self.smtp.stop()
         self.databases.drop()
 
 

@@ -9,52 +9,26 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
 import uvicorn
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
 from microservices.common.localinfra import free_port
 from microservices.notification.config import Settings
 from microservices.notification.main import build_app
-
-
-class MailBox:
-    """An aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for rcpt, m in self.messages if address in rcpt]
-
-
-@dataclass
-class SmtpServer:
-    host: str
-    port: int
-    mailbox: MailBox
+from tests.harness import SmtpCatcher
 
 
 @pytest.fixture(scope="session")
-def smtp_server() -> Iterator[SmtpServer]:
+def smtp_server() -> Iterator[SmtpCatcher]:
     """A real SMTP server (aiosmtpd) on a free port."""
-    mailbox = MailBox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield SmtpServer("127.0.0.1", port, mailbox)
-    controller.stop()
+    catcher = SmtpCatcher(port=free_port())
+    catcher.start()
+    yield catcher
+    catcher.stop()
 
 
 @dataclass

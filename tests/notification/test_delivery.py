@@ -69,7 +69,7 @@ async def test_job_completed_event_becomes_an_email_with_subject_recipient_and_l
     databases, tokens, redis, smtp_server
 ):
     settings = make_settings(
-        consume_events=True, smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_from="imputation@example.org"
+        consume_events=True, smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_from="imputation@example.org"
     )
     app = build_app(settings)
     user_id = unique_user_id()
@@ -78,7 +78,7 @@ async def test_job_completed_event_becomes_an_email_with_subject_recipient_and_l
         app.state.delivery.directory = StubDirectory({user_id: address})
         event = job_event(user_id, job_id="job-42")
         await publish(redis, settings, event)
-        messages = await eventually(lambda: asyncio.sleep(0, smtp_server.mailbox.to(address)), timeout_s=10)
+        messages = await eventually(lambda: asyncio.sleep(0, smtp_server.to(address)), timeout_s=10)
         health = (await client.get("/health")).json()
     await cleanup(redis, settings)
     assert len(messages) == 1
