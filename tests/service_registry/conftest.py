@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -96,6 +97,16 @@ async def create(client, headers, **overrides) -> dict:
     response = await client.post("/services", json=service_body(**overrides), headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def async_wait_until(predicate, *, timeout_s: float, interval_s: float = 0.05):
+    """`wait_until` for a coroutine predicate, yielding to the event loop the app's tasks run in."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not (value := await predicate()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s:g} s")
+        await asyncio.sleep(interval_s)
+    return value
 
 
 async def events(app, topic: str) -> list[dict]:
