@@ -1,0 +1,15 @@
+import { http, HttpResponse } from 'msw';
+import { setupServer } from 'msw/node';
+import { page, researcher } from './fixtures';
+
+/** Handlers every page needs (the signed-in user, the bell); each test adds its own with server.use. */
+export const defaultHandlers = [
+  http.get('/api/auth/user', () => HttpResponse.json(researcher)),
+  http.get('/api/notifications/unread-count', () => HttpResponse.json({ count: 0 })),
+  http.get('/api/templates', () => HttpResponse.json(page([]))),
+];
+
+export const server = setupServer(...defaultHandlers);
+
+export const apiError = (status: number, error: string, detail: string, extra: object = {}) =>
+  HttpResponse.json({ error, detail, ...extra }, { status });
