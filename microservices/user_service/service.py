@@ -885,7 +885,7 @@ async def resolve_api_token(*, session: AsyncSession, token: str) -> tuple[ApiTo
     ).first()
     if row is None:
         return None
-    api_token, user = row.tuple()
+    api_token, user = row
     now = _now()
     if api_token.revoked_at is not None or not user.is_active:
         return None
@@ -957,7 +957,7 @@ async def _member_counts(*, session: AsyncSession, group_ids: Sequence[int]) -> 
         .where(GroupMember.group_id.in_(group_ids))
         .group_by(GroupMember.group_id)
     )
-    return {group_id: count for group_id, count in rows.tuples()}
+    return {group_id: count for group_id, count in rows}
 
 
 async def list_groups(
@@ -1174,7 +1174,7 @@ async def effective_permissions(*, session: AsyncSession, user: User) -> schemas
         .where(GroupMember.user_id == user.id)
         .order_by(Group.name)
     )
-    for grant, group_name in through_groups.tuples():
+    for grant, group_name in through_groups:
         known = by_service.get(grant.service_id)
         if known is not None and (
             known.via == "user" or _more_generous(known.monthly_quota, grant.monthly_quota) == known.monthly_quota
