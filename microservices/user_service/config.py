@@ -58,6 +58,8 @@ class Settings(ServiceSettings):
     login_failure_window_s: int = 900
 
     credential_warning_days: int = 7
+    # Publish audit entries as `user.action.logged` events (the outbox relay runs in the lifespan).
+    events_enabled: bool = True
 
     bootstrap_admin_username: str | None = Field(default=None, validation_alias=_unprefixed("BOOTSTRAP_ADMIN_USERNAME"))
     bootstrap_admin_email: str | None = Field(default=None, validation_alias=_unprefixed("BOOTSTRAP_ADMIN_EMAIL"))

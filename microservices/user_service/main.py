@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from microservices.common.app import create_app
 from microservices.common.db import Database
+from microservices.common.events import run_outbox_relay
 from microservices.user_service import service
 from microservices.user_service.config import Settings
 from microservices.user_service.routers import routers
@@ -48,7 +49,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         database: Database = app.state.database
         async with database.sessionmaker() as session, session.begin():
             await service.ensure_bootstrap_admin(session=session, settings=settings, passwords=passwords)
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.events_enabled:
+                await stack.enter_async_context(run_outbox_relay(app))
+            yield
 
     app = create_app(
         settings=settings,

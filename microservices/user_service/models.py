@@ -24,10 +24,15 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from microservices.common.db import new_metadata
+from microservices.common.events import outbox_table
 
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
+
+
+# Audit entries are also published as `user.action.logged` events, written in the same transaction.
+outbox = outbox_table(Base.metadata)
 
 
 def _created_at() -> Mapped[datetime]:

@@ -33,6 +33,7 @@ from microservices.common.errors import (
     RateLimited,
     Unauthorized,
 )
+from microservices.common.events import USER_ACTION_LOGGED, emit
 from microservices.common.pagination import PageParams, paginate
 from microservices.user_service import schemas
 from microservices.user_service.config import SERVICE_CLIENT_IDS, Settings
@@ -140,6 +141,21 @@ async def record_audit(
     )
     session.add(entry)
     await session.flush()
+    await emit(
+        session,
+        topic=USER_ACTION_LOGGED,
+        payload={
+            "audit_id": entry.id,
+            "user_id": entry.user_id,
+            "action": action,
+            "actor": entry.actor,
+            "target_type": target_type,
+            "target_id": entry.target_id,
+            "success": success,
+            "details": entry.details,
+        },
+        producer="user_service",
+    )
     return entry
 
 

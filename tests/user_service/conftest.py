@@ -66,6 +66,7 @@ def make_settings(signing_pem: str, fernet_key: str, tmp_path: Any, **overrides:
         "bootstrap_admin_username": None,
         "bootstrap_admin_email": None,
         "bootstrap_admin_password": None,
+        "events_enabled": False,
         **overrides,
     }
     return Settings(**values)

@@ -6,7 +6,7 @@ import pytest
 from jose import jwt
 from sqlalchemy import select
 
-from microservices.user_service.models import AuditEntry, RefreshToken
+from microservices.user_service.models import AuditEntry, RefreshToken, outbox
 from microservices.user_service.security import hash_secret
 from tests.user_service.conftest import (
     INTERNAL_SECRET,
@@ -52,6 +52,23 @@ async def test_login_by_username_answers_tokens_and_the_user(app, client, settin
     assert claims["exp"] - claims["iat"] == 900
     assert started <= claims["iat"] <= int(time.time())
     assert await audit_actions(app, action="auth.login", user_id=user.id) == [("auth.login", True, {})]
+
+
+async def test_audit_entries_are_published_as_user_action_logged_events(app, client):
+    user = await make_user(app, username="evented")
+    await login(client, "evented")
+    entry = await app.state.test_session.scalar(select(AuditEntry).where(AuditEntry.user_id == user.id))
+    events = (await app.state.test_session.execute(select(outbox.c.topic, outbox.c.producer, outbox.c.payload))).all()
+    assert ("user.action.logged", "user_service", {
+        "audit_id": entry.id,
+        "user_id": user.id,
+        "action": "auth.login",
+        "actor": "evented",
+        "target_type": "user",
+        "target_id": str(user.id),
+        "success": True,
+        "details": {},
+    }) in [tuple(e) for e in events]  # fmt: skip
 
 
 async def test_login_by_email_any_case_and_with_a_trailing_slash(app, client):
