@@ -55,6 +55,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -102,6 +103,10 @@ _TOPIC_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 # --- tables -------------------------------------------------------------------------------------------------------
 
 
+# The relay's query: the partial index keeps it cheap however many published rows accumulate.
+_UNPUBLISHED_INDEX = "ix_outbox_event_unpublished"
+
+
 def _outbox_columns() -> list[Any]:
     return [
         Column("id", Uuid, primary_key=True),
@@ -128,7 +133,9 @@ def outbox_table(metadata: MetaData) -> Table:
     """The `outbox_event` table in a producer's metadata (added once; later calls return it)."""
     if "outbox_event" in metadata.tables:
         return metadata.tables["outbox_event"]
-    return Table("outbox_event", metadata, *_outbox_columns())
+    table = Table("outbox_event", metadata, *_outbox_columns())
+    Index(_UNPUBLISHED_INDEX, table.c.occurred_at, postgresql_where=table.c.published_at.is_(None))
+    return table
 
 
 def processed_event_table(metadata: MetaData) -> Table:
@@ -141,9 +148,6 @@ def processed_event_table(metadata: MetaData) -> Table:
 # Stand-alone copies used for DML, so that emit() needs nothing from the caller but its session.
 _OUTBOX = outbox_table(MetaData())
 _PROCESSED = processed_event_table(MetaData())
-
-# The relay's query: the partial index keeps it cheap however many published rows accumulate.
-_UNPUBLISHED_INDEX = "ix_outbox_event_unpublished"
 
 
 def create_outbox_table(op: Any) -> None:
