@@ -10,7 +10,7 @@ import { ApiError, errorMessage } from '../api';
 
 export function Spinner({ label = 'Loading' }: { label?: string }) {
   return (
-    <Box role="status" aria-live="polite" sx={{ display: 'flex', alignItems: 'center', gap: 1, p: 2 }}>
+    <Box role="status" aria-label={label} sx={{ display: "flex", alignItems: "center", gap: 1, p: 2 }}>
       <CircularProgress size={24} aria-hidden="true" />
       <Typography variant="body2">{label}…</Typography>
     </Box>

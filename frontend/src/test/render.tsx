@@ -1,5 +1,6 @@
 import type { ReactElement } from 'react';
 import { render, type RenderResult } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
 import { MemoryRouter, Route, Routes, useLocation } from 'react-router-dom';
 import { http, HttpResponse } from 'msw';
 import { AppRoutes, Providers } from '../App';
@@ -42,4 +43,12 @@ export function renderWithProviders(ui: ReactElement, path = '/'): RenderResult 
       </Providers>
     </MemoryRouter>,
   );
+}
+
+/** Types into a field at once (paste), much faster than key by key. */
+export async function fill(element: HTMLElement, text: string): Promise<void> {
+  const user = userEvent.setup();
+  await user.click(element);
+  await user.clear(element);
+  await user.paste(text);
 }

@@ -1,12 +1,16 @@
-import { http, HttpResponse } from 'msw';
+import { http, HttpResponse, ws } from 'msw';
 import { setupServer } from 'msw/node';
 import { page, researcher } from './fixtures';
+
+/** The notification WebSocket; tests push messages through `notificationSocket.broadcast`. */
+export const notificationSocket = ws.link('ws://*/ws/notifications');
 
 /** Handlers every page needs (the signed-in user, the bell); each test adds its own with server.use. */
 export const defaultHandlers = [
   http.get('/api/auth/user', () => HttpResponse.json(researcher)),
   http.get('/api/notifications/unread-count', () => HttpResponse.json({ count: 0 })),
   http.get('/api/templates', () => HttpResponse.json(page([]))),
+  notificationSocket.addEventListener('connection', () => undefined),
 ];
 
 export const server = setupServer(...defaultHandlers);
