@@ -40,7 +40,7 @@ def password_context(settings: Settings) -> CryptContext:
         schemes=["argon2"],
         argon2__memory_cost=settings.password_hash_memory_kib,
         argon2__time_cost=settings.password_hash_time_cost,
-        argon2__parallelism=2,
+        argon2__parallelism=settings.password_hash_parallelism,
     )
 
 

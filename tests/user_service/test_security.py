@@ -25,7 +25,7 @@ from tests.user_service.conftest import private_pem
 def test_argon2_hashes_and_verifies_with_the_production_cost():
     passwords = password_context(Settings(_env_file=None))
     hashed = passwords.hash("correct horse battery")
-    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=2$")
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert passwords.verify("correct horse battery", hashed) is True
     assert passwords.verify("correct horse batterY", hashed) is False
 
