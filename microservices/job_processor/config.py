@@ -20,6 +20,7 @@ class Settings(ServiceSettings):
 
     # How often beat looks for due work, and the bounds of the per-job polling interval.
     poll_tick_s: float = 5.0
+    task_visibility_timeout_s: int = 3600
     min_poll_interval_s: float = 1.0
     max_backoff_s: float = 300.0
     # A job whose remote side keeps failing (timeouts, 5xx, refused connections) fails after this long.

@@ -19,7 +19,9 @@ app.conf.update(
     result_expires=3600,
     broker_connection_retry_on_startup=True,
     timezone="UTC",
-    beat_schedule={},
+    # Redelivery of a task whose worker died (acks_late); tasks are idempotent, so a short timeout is safe.
+    broker_transport_options={"visibility_timeout": settings.task_visibility_timeout_s},
+    beat_schedule={"jobs.sweep": {"task": "jobs.sweep", "schedule": settings.poll_tick_s, "options": {"expires": 30}}},
 )
 app.autodiscover_tasks(["microservices.job_processor"], related_name="tasks", force=True)
 install_celery_heartbeat(app, component="jobs", redis_url=settings.redis_db_url(CACHE_DB))
