@@ -96,7 +96,9 @@ def _read_or_create(path: Path, make: Any) -> bytes:
 
 def _load_private_pem(settings: Settings) -> bytes:
     if settings.jwt_private_key is not None:
-        return settings.jwt_private_key.get_secret_value().encode()
+        pem = settings.jwt_private_key.get_secret_value()
+        # Env files hold one line: a PEM may come with its line breaks written as \n.
+        return (pem if "\n" in pem else pem.replace("\\n", "\n")).encode()
     if settings.jwt_private_key_file is not None:
         try:
             return settings.jwt_private_key_file.read_bytes()

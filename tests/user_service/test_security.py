@@ -130,3 +130,10 @@ def test_fernet_key_rotation_and_production_requirement(tmp_path):
         make_fernet(Settings(environment="production", var_dir=tmp_path, fernet_key=None))
     with pytest.raises(KeyConfigurationError, match="not a valid Fernet key"):
         make_fernet(Settings(fernet_key=SecretStr("not-a-key")))
+
+
+def test_a_key_from_a_one_line_env_value_is_read_with_its_escaped_line_breaks():
+    pem = private_pem()
+    one_line = pem.replace("\n", "\\n")
+    signer = TokenSigner.from_settings(Settings(environment="production", jwt_private_key=SecretStr(one_line)))
+    assert signer.kid == TokenSigner(pem.encode()).kid
