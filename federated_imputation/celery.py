@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 from federated_imputation.env import redis_server_url, redis_url_with_db
 from microservices.common.heartbeat import install_celery_heartbeat
@@ -16,3 +17,18 @@ app.autodiscover_tasks()
 
 # Heartbeats live in Redis database 0, where monitoring looks for every component's workers.
 install_celery_heartbeat(app, component="django", redis_url=redis_url_with_db(redis_server_url(), 0))
+
+
+@worker_ready.connect
+def _start_registry_events(**kwargs: object) -> None:
+    # The worker applies the registry's service.changed events to the Django models, in a thread of its own.
+    from imputation.services.registry_events import start_consumer
+
+    start_consumer()
+
+
+@worker_shutdown.connect
+def _stop_registry_events(**kwargs: object) -> None:
+    from imputation.services.registry_events import stop_consumer
+
+    stop_consumer()

@@ -124,6 +124,20 @@ CELERY_TIMEZONE = "UTC"
 SERVICE_REGISTRY_URL = env_str("SERVICE_REGISTRY_URL", "http://127.0.0.1:8002")
 USER_SERVICE_URL = env_str("USER_SERVICE_URL", "http://127.0.0.1:8001")
 
+# Django's service account (client-credentials grant on the user service) for its calls to the registry.
+INTERNAL_CLIENT_ID = env_str("DJANGO_INTERNAL_CLIENT_ID", "django")
+INTERNAL_CLIENT_SECRET = env_str("DJANGO_INTERNAL_CLIENT_SECRET", env_str("INTERNAL_CLIENT_SECRET"))
+REGISTRY_TIMEOUT_S = float(env_str("DJANGO_REGISTRY_TIMEOUT_S", "5"))
+# A push the registry did not take is retried by Celery after 2, 4, 8, ... seconds, up to this long apart.
+REGISTRY_PUSH_RETRY_BACKOFF_MAX_S = env_int("DJANGO_REGISTRY_PUSH_RETRY_BACKOFF_MAX_S", 600)
+REGISTRY_PUSH_MAX_RETRIES = env_int("DJANGO_REGISTRY_PUSH_MAX_RETRIES", 20)
+# Health in the admin is cached by state: healthy 15 min, unhealthy 1 min, 10 s after an admin asked.
+REGISTRY_HEALTH_TTL_HEALTHY_S = env_int("DJANGO_REGISTRY_HEALTH_TTL_HEALTHY_S", 900)
+REGISTRY_HEALTH_TTL_UNHEALTHY_S = env_int("DJANGO_REGISTRY_HEALTH_TTL_UNHEALTHY_S", 60)
+REGISTRY_HEALTH_TTL_REQUESTED_S = env_int("DJANGO_REGISTRY_HEALTH_TTL_REQUESTED_S", 10)
+# The worker applies the registry's `service.changed` events (Redis database 3, the event bus).
+REGISTRY_EVENTS_ENABLED = env_bool("DJANGO_REGISTRY_EVENTS_ENABLED", True)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -233,7 +233,8 @@ async def upsert_from_django(
         )
         if service is not None:
             service.django_id = django_id
-    fields = upsert.model_dump(exclude={"panels"})
+    # Only what Django sent: fields it does not hold (credential, builds, tags) stay as set here.
+    fields = upsert.model_dump(exclude={"panels"}, exclude_unset=True)
     created = service is None
     if service is None:
         service = await create_service(
@@ -269,7 +270,7 @@ async def _replace_panels(*, session: AsyncSession, service: ImputationService, 
         if panel is None:
             session.add(ReferencePanel(service_id=service.id, **panel_in.model_dump()))
         else:
-            for name, value in panel_in.model_dump().items():
+            for name, value in panel_in.model_dump(exclude_unset=True).items():
                 setattr(panel, name, value)
     # Jobs may refer to a panel Django no longer lists: deactivate it, never delete it.
     for panel in existing.values():
