@@ -8,6 +8,8 @@ inspector read the same block in a worker thread, so the file is written once an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import unicodedata
@@ -109,7 +111,7 @@ def check_declared_length(content_length: str | None, limits: UploadLimits) -> N
 
 
 class _Digest:
-    """SHA-256, MD5 and the VCF inspector over the same blocks, run in a worker thread."""
+    """SHA-256, MD5 and the VCF inspector over the same blocks."""
 
     def __init__(self) -> None:
         self.sha256 = hashlib.sha256()
@@ -117,9 +119,7 @@ class _Digest:
         self.inspector: VcfInspector | None = VcfInspector()
         self.error: VcfError | None = None
 
-    def update(self, block: bytes | bytearray) -> None:
-        self.sha256.update(block)
-        self.md5.update(block)
+    def inspect(self, block: bytes | bytearray) -> None:
         if self.inspector is not None:
             try:
                 self.inspector.feed(block)
@@ -160,6 +160,7 @@ class MultipartUpload:
         self.size_bytes = 0
         self._digest = _Digest()
         self._block = bytearray()
+        self._processing: asyncio.Future[None] | None = None
         self._part: _Part | None = None
         self._parts = 0
         self._in_file = False
@@ -252,18 +253,34 @@ class MultipartUpload:
         if len(self._block) >= BLOCK_BYTES:
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, last: bool = False) -> None:
         block, self._block = self._block, bytearray()
-        if not block:
-            return
-        # Hashing and inspection (one thread) overlap the disk write (another); both only read the block.
+        # One block is processed while the next one arrives: receiving overlaps hashing and writing, and at
+        # most two blocks are held. Writes stay in order because a block starts only after the one before.
+        await self.drain()
+        if block:
+            self._processing = asyncio.ensure_future(self._process(bytes(block)))
+        if last:
+            await self.drain()
+
+    async def _process(self, block: bytes) -> None:
+        # The two hashes, the VCF checks and the disk write each run in a worker thread, side by side (hashlib
+        # and file writes release the GIL); all only read the block.
         async with anyio.create_task_group() as group:
-            group.start_soon(anyio.to_thread.run_sync, self._digest.update, block)
+            group.start_soon(anyio.to_thread.run_sync, self._digest.sha256.update, block)
+            group.start_soon(anyio.to_thread.run_sync, self._digest.md5.update, block)
+            group.start_soon(anyio.to_thread.run_sync, self._digest.inspect, block)
             group.start_soon(self.pending.write, block)
+
+    async def drain(self) -> None:
+        """Wait for the block in progress, if any."""
+        processing, self._processing = self._processing, None
+        if processing is not None:
+            await processing
 
     async def _end_part(self, part: _Part) -> None:
         if part.name == FILE_FIELD and self._in_file:
-            await self._flush()
+            await self._flush(last=True)
             self._in_file = False
             self._file_done = True
         elif part.name in FORM_FIELDS:
@@ -314,5 +331,8 @@ async def receive_upload(
         return await upload.finish()
     except BaseException:
         with anyio.CancelScope(shield=True):
+            # A write still running must end before its file is removed.
+            with contextlib.suppress(Exception):
+                await upload.drain()
             await pending.discard()
         raise

@@ -15,7 +15,8 @@ from typing import Any, Literal
 Compression = Literal["bgzf", "gzip", "none"]
 Build = Literal["hg19", "hg38"]
 
-MAX_LINE_BYTES = 16 * 1024 * 1024
+MB = 1024 * 1024
+MAX_LINE_BYTES = 16 * MB
 # Bounds each inflate step, so that a highly compressed block never expands into memory all at once.
 INFLATE_STEP_BYTES = 4 * 1024 * 1024
 SAMPLES_KEPT = 100
@@ -120,6 +121,7 @@ class VcfInspector:
         self._inflater: Any = None
         self._members = 0
         self._carry = b""
+        self._chrom_pattern: tuple[bytes, re.Pattern[bytes]] | None = None
         self._line = 0
         self._in_header = True
         self._file_format = ""
@@ -201,18 +203,37 @@ class VcfInspector:
     def _text(self, data: bytes) -> None:
         if not data:
             return
-        if self._carry:
-            data = self._carry + data
-        lines = data.split(b"\n")
-        self._carry = lines.pop()
-        if self._in_header and self._line == 0 and not lines:
-            self._check_first_line(self._carry, complete=False)
+        first = data.find(b"\n")
+        if first < 0:
+            self._carry += data
+            if self._in_header and self._line == 0:
+                self._check_first_line(self._carry, complete=False)
+            if len(self._carry) > MAX_LINE_BYTES:
+                raise VcfError(f"the line is longer than {MAX_LINE_BYTES // MB} MB.", line=self._line + 1)
+            return
+        # The line carried over from the last piece is completed on its own, so the piece is never copied.
+        head, self._carry = self._carry + data[: first + 1], b""
+        self._lines(head, 0, len(head))
+        last = data.rfind(b"\n")
+        if last > first:
+            self._lines(data, first + 1, last + 1)
+        self._carry = data[last + 1 :]
         if len(self._carry) > MAX_LINE_BYTES:
-            raise VcfError(f"the line is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB.", line=self._line + 1)
+            raise VcfError(f"the line is longer than {MAX_LINE_BYTES // MB} MB.", line=self._line + 1)
+
+    def _lines(self, data: bytes, start: int, end: int) -> None:
+        """Check the whole lines in `data[start:end]` (which ends with a newline)."""
         if self._in_header:
-            lines = self._header(lines)
-        if lines:
-            self._body(lines)
+            # The header goes up to the end of the `#CHROM` line, or past this piece.
+            if data.startswith(b"#CHROM", start):
+                stop = data.index(b"\n", start) + 1
+            else:
+                chrom_line = data.find(b"\n#CHROM", start, end)
+                stop = end if chrom_line < 0 else data.index(b"\n", chrom_line + 1) + 1
+            self._header(data[start : stop - 1].split(b"\n"))
+            start = stop
+        if start < end and not self._in_header:
+            self._record_block(data, start, end)
 
     def _check_first_line(self, line: bytes, *, complete: bool) -> None:
         expected = b"##fileformat=VCF"
@@ -287,6 +308,59 @@ class VcfInspector:
         self._columns = len(columns)
         self._sample_count = len(samples)
         self._samples = samples[:SAMPLES_KEPT]
+
+    def _record_block(self, data: bytes, start: int, end: int) -> None:
+        """Check record lines (`data[start:end]`, whole lines) with whole-block operations where they suffice.
+
+        Per-line Python and copies are what limit a large upload, so a block is checked at once when it is the
+        usual case: one chromosome, the header's column count (summed over the block), numeric sorted positions.
+        Any other block goes line by line, which finds and names the faulty line.
+        """
+        count = data.count(b"\n", start, end)
+        first_tab = data.find(b"\t", start, end)
+        first_end = data.find(b"\n", start, end)
+        chrom = data[start:first_tab] if start < first_tab < first_end else b""
+        positions: list[bytes] = []
+        # An empty or short line shows in the tab total; a line of another chromosome in the positions found.
+        if chrom and data.count(b"\t", start, end) == count * (self._columns - 1):
+            if self._chrom_pattern is None or self._chrom_pattern[0] != chrom:
+                self._chrom_pattern = (chrom, re.compile(b"\n" + re.escape(chrom) + rb"\t([^\t\n]*)\t"))
+            positions = self._chrom_pattern[1].findall(data, start, end)
+            positions.insert(0, data[first_tab + 1 : data.find(b"\t", first_tab + 1, end)])
+        if len(positions) != count or b"" in positions or not b"".join(positions).isdigit():
+            self._body(data[start : end - 1].split(b"\n"))
+            return
+        numbers = list(map(int, positions))
+        if numbers != sorted(numbers):
+            self._body(data[start : end - 1].split(b"\n"))
+            return
+        if chrom != self._last_chrom:
+            if chrom in self._seen_chromosomes:
+                self._unsorted_line = self._unsorted_line or self._line + 1
+            else:
+                self._seen_chromosomes.add(chrom)
+                self._chromosomes.append(chrom)
+            self._last_chrom, self._last_pos = chrom, 0
+        if numbers[0] < self._last_pos and self._unsorted_line is None:
+            self._unsorted_line = self._line + 1
+        self._last_pos = numbers[-1]
+        if self._columns > 9:
+            if not self._saw_unphased and data.find(b"/", start, end) >= 0:
+                self._scan_genotypes(data, start, end, b"/")
+            if not self._saw_phased and data.find(b"|", start, end) >= 0:
+                self._scan_genotypes(data, start, end, b"|")
+        self._records += count
+        self._line += count
+
+    def _scan_genotypes(self, data: bytes, start: int, end: int, separator: bytes) -> None:
+        index = data.find(separator, start, end)
+        while index >= 0:
+            line_start = max(start, data.rfind(b"\n", start, index) + 1)
+            line_end = data.find(b"\n", index, end)
+            self._genotypes(data[line_start:line_end], separator)
+            if self._saw_unphased if separator == b"/" else self._saw_phased:
+                return
+            index = data.find(separator, line_end, end)
 
     def _body(self, lines: list[bytes]) -> None:
         expected_tabs = self._columns - 1
@@ -405,7 +479,7 @@ class VcfInspector:
         if self._records == 0:
             warnings.append("The file has a header but no variant records.")
         if self._empty_lines:
-            warnings.append(f"{self._empty_lines} empty lines were skipped.")
+            warnings.append(f"{self._empty_lines} empty line(s) skipped.")
         phased = None if not (self._saw_phased or self._saw_unphased) else not self._saw_unphased
         return VcfSummary(
             file_format=self._file_format,

@@ -186,3 +186,46 @@ def test_bgzip_without_its_end_marker_is_a_warning():
     summary = inspect_bytes(data[:-28])
     assert summary.variant_count == 100
     assert summary.warnings == ["The bgzip end-of-file marker is missing; the file may be truncated."]
+
+
+def large_vcf(n: int, *, edit: dict[int, bytes] | None = None) -> bytes:
+    """`n` records on chromosome 20 then 21, each line's content replaceable by record index."""
+    lines = [HEADER]
+    for index in range(n):
+        chrom = "20" if index < n // 2 else "21"
+        lines.append((edit or {}).get(index, record(chrom, 1000 + index)))
+    return b"".join(lines)
+
+
+@pytest.mark.parametrize("piece", [65536, 1 << 20])
+def test_a_large_file_checked_block_by_block_matches_line_by_line(piece):
+    data = large_vcf(60_000, edit={45_000: record("21", 1000 + 45_000, "0/1"), 50_000: record("21", 5)})
+    summary = fed_in_pieces(data, piece)
+    assert summary.variant_count == 60_000
+    assert summary.chromosomes == ["20", "21"]
+    assert summary.phased is False
+    # Record index 50,000 is line 50,003 (two header lines).
+    assert "The records are not sorted by chromosome and position (from line 50003)." in summary.warnings
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            b"20\t7\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\n",
+            "Line 40003: expected 11 tab-separated columns as in the '#CHROM' header line but found 10.",
+        ),
+        (b"20\t7x\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0|0\n", "Line 40003: POS '7x' is not a whole number."),
+    ],
+)
+def test_a_bad_line_deep_inside_a_large_file_is_named(edit, message):
+    data = large_vcf(60_000, edit={40_000: edit})
+    with pytest.raises(VcfError) as error:
+        fed_in_pieces(data, 1 << 20)
+    assert str(error.value) == message
+
+
+def test_an_empty_line_inside_a_block_is_skipped_with_a_warning():
+    summary = fed_in_pieces(large_vcf(30_000, edit={20_000: b"\n"}), 1 << 20)
+    assert summary.variant_count == 29_999
+    assert summary.warnings[-1] == "1 empty line(s) skipped."
