@@ -36,8 +36,9 @@ class Settings(ServiceSettings):
     breaker_failure_threshold: int = 5
     breaker_cooldown_s: float = 15.0
 
-    # Personal API tokens are resolved by the user service; the answer is kept this long.
-    introspection_cache_s: float = 30.0
+    # Personal API tokens are resolved by the user service; the answer is kept this long (a revoked token
+    # keeps working through the gateway for at most this long).
+    introspection_cache_s: float = 5.0
 
     # A built front end (index.html and assets) served at `/` with SPA fallback, when set.
     frontend_dir: Path | None = None

@@ -7,11 +7,11 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from microservices.common.app import create_app
+from microservices.common.auth import RemoteIntrospector
 from microservices.common.redis import GATEWAY_DB, make_redis
 from microservices.common.service_auth import ServiceTokenProvider
 from microservices.gateway.config import Settings
 from microservices.gateway.frontend import frontend_router
-from microservices.gateway.introspection import CachedIntrospector
 from microservices.gateway.proxy import Gateway, ProxyMiddleware, SecurityHeadersMiddleware
 from microservices.gateway.ratelimit import RateLimiter
 from microservices.gateway.router import router
@@ -27,7 +27,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = app.state
         verifier = state.token_verifier
-        verifier.introspector = CachedIntrospector(
+        # The gateway's own cache of API-token answers is short, so a revoked token stops working soon.
+        verifier.introspector = RemoteIntrospector(
             http=state.http,
             url=f"{settings.user_service_url.rstrip('/')}/auth/introspect",
             service_tokens=ServiceTokenProvider.from_settings(settings, state.http),

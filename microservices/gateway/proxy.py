@@ -10,6 +10,7 @@ spends most of a proxied request in its bookkeeping under concurrency (encode/ht
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -55,6 +56,7 @@ _DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {b"date", b"server"}
 # A response this small (or smaller) is read whole and sent in one message; anything else is streamed.
 _SMALL_BODY = 64 * 1024
 _CHUNK = 64 * 1024
+_MAX_VERIFIED = 10_000
 
 
 class _ClientGone(Exception):
@@ -78,6 +80,9 @@ class Gateway:
         self.session: aiohttp.ClientSession | None = None
         self.verifier: TokenVerifier | None = None
         self.limiter: RateLimiter | None = None
+        # Access tokens already verified, by the exact token string, until they expire: verifying an RS256
+        # signature is the dearest step of a proxied request, and a client sends the same token many times.
+        self._verified: dict[str, tuple[float, Principal]] = {}
 
     async def start(self, *, verifier: TokenVerifier, limiter: RateLimiter | None) -> None:
         """Open the upstream connection pool (in the lifespan, on the running loop)."""
@@ -116,14 +121,32 @@ class Gateway:
             if match.public:
                 return None
             raise Unauthorized("Send a bearer token in the Authorization header.")
-        assert self.verifier is not None
         try:
-            return await self.verifier.verify(token.decode("latin-1"))
+            return await self._verify(token.decode("latin-1"))
         except Unauthorized:
             # A stale token must not stop anyone from logging in again; the user service decides there.
             if match.public:
                 return None
             raise
+
+    async def _verify(self, token: str) -> Principal:
+        """The token's principal; a JWT's signature is checked once, its revocation on every request."""
+        assert self.verifier is not None
+        now = time.time()
+        cached = self._verified.get(token)
+        if cached is None or cached[0] <= now:
+            principal = await self.verifier.verify(token)
+            expires_at = float(principal.claims.get("exp", 0)) if token.count(".") == 2 else 0.0
+            if expires_at > now:
+                if len(self._verified) >= _MAX_VERIFIED:
+                    self._verified.clear()
+                self._verified[token] = (expires_at, principal)
+            return principal
+        principal = cached[1]
+        revoked = self.verifier.revocation_check
+        if revoked is not None and await revoked(principal):
+            raise Unauthorized("The token has been revoked.", code="token_revoked")
+        return principal
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, match: RouteMatch) -> None:
         """Serve one proxied request, answering the platform's JSON errors for everything refused or failed."""
@@ -293,6 +316,10 @@ class ProxyMiddleware:
                 scope["route"] = match
                 await self.gateway.handle(scope, receive, send, match)
                 return
+            path = scope["path"]
+            if path.startswith("/api/") and len(path) > 5 and path.endswith("/"):
+                # The gateway's own endpoints accept a trailing slash too, answered in place, not redirected.
+                scope = {**scope, "path": path.rstrip("/"), "raw_path": scope.get("raw_path", b"").rstrip(b"/")}
         elif scope["type"] == "websocket" and scope["path"].startswith("/ws/"):
             assert self.gateway.session is not None
             await proxy_websocket(

@@ -18,9 +18,9 @@ from microservices.gateway.breaker import CircuitBreaker
 logger = logging.getLogger(__name__)
 
 _FORWARDED_HEADERS = frozenset({b"authorization", b"cookie", b"origin", b"x-request-id", b"user-agent"})
-# Close codes: 1013 "try again later" when the upstream cannot be reached; 1008 when it refused the caller.
+# Close code 1013 "try again later" when the upstream cannot be reached; a caller it refused is refused here too
+# (the handshake is answered 403).
 TRY_AGAIN_LATER = 1013
-POLICY_VIOLATION = 1008
 
 
 async def proxy_websocket(
@@ -41,6 +41,7 @@ async def proxy_websocket(
         url += "?" + scope["query_string"].decode("latin-1")
     headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"] if n in _FORWARDED_HEADERS]
     if not breaker.allow():
+        await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
         return
     try:
@@ -54,11 +55,13 @@ async def proxy_websocket(
     except aiohttp.WSServerHandshakeError as exc:
         breaker.record_success()
         logger.info("notification service refused a WebSocket: HTTP %s", exc.status)
-        await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+        await send({"type": "websocket.close"})
         return
     except (aiohttp.ClientError, TimeoutError) as exc:
         breaker.record_failure()
         logger.warning("notification WebSocket unreachable: %s", exc)
+        # Accepted and closed at once, so that the browser sees why (a refused handshake tells it nothing).
+        await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
         return
     breaker.record_success()

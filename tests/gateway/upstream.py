@@ -24,8 +24,36 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 UPLOAD_DIR = Path(tempfile.gettempdir())
 
 
+# Answers the dashboard aggregation expects from its peers.
+CANNED: dict[str, object] = {
+    "/jobs/stats": {"total": 10, "completed": 6, "running": 2, "failed": 2},
+    "/services": {
+        "items": [
+            {"id": 1, "is_available": True, "health_status": "healthy"},
+            {"id": 2, "is_available": False, "health_status": "unhealthy"},
+            {"id": 3, "is_available": True, "health_status": "degraded"},
+        ],
+        "total": 3,
+        "page": 1,
+        "page_size": 100,
+    },
+    "/dashboard/stats": {"uploads_today": 4},
+    "/openapi.json": {
+        "openapi": "3.1.0",
+        "info": {"title": "echo", "version": "1"},
+        "paths": {
+            "/services": {"get": {"summary": "List services", "responses": {"200": {"description": "ok"}}}},
+            "/internal/sync": {"post": {"summary": "Not public", "responses": {"200": {"description": "ok"}}}},
+        },
+        "components": {"schemas": {"Echo": {"type": "object"}}},
+    },
+}
+
+
 async def anything(request: Request) -> Response:
     path = request.url.path
+    if path in CANNED and request.method == "GET":
+        return JSONResponse(CANNED[path])
     if path.endswith("/upload"):
         digest = hashlib.sha256()
         received = 0
