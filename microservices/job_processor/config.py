@@ -22,6 +22,10 @@ class Settings(ServiceSettings):
     poll_tick_s: float = 5.0
     task_visibility_timeout_s: int = 3600
     min_poll_interval_s: float = 1.0
+    # Poll every N seconds whatever the registry's polite interval says: local fakes and tests only.
+    poll_interval_override_s: float | None = None
+    # Tests only: a pause between a remote submission and its database record, the window a crash test aims at.
+    pause_after_submit_s: float = 0.0
     max_backoff_s: float = 300.0
     # A job whose remote side keeps failing (timeouts, 5xx, refused connections) fails after this long.
     remote_failure_deadline_s: float = 6 * 3600.0

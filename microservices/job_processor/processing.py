@@ -289,6 +289,8 @@ def submit_job(job_id: str) -> str:
         except RemoteError as exc:
             _note_failure(job_id, exc, action="submit the job")
             return "failed"
+        if runtime().settings.pause_after_submit_s:
+            time.sleep(runtime().settings.pause_after_submit_s)
         with runtime().sessions() as session:
             job = _load(session, job_id, lock=True)
             assert job is not None

@@ -90,6 +90,7 @@ async def create_job(
         job_in=job_in,
         idempotency_key=idempotency_key,
         min_poll_interval_s=request.app.state.settings.min_poll_interval_s,
+        poll_interval_override_s=request.app.state.settings.poll_interval_override_s,
     )
     await session.commit()
     if created and job.status == states.QUEUED:
@@ -183,6 +184,7 @@ async def retry_job(
         job_in=job_in,
         retry_of=job,
         min_poll_interval_s=request.app.state.settings.min_poll_interval_s,
+        poll_interval_override_s=request.app.state.settings.poll_interval_override_s,
     )
     await session.commit()
     await enqueue("jobs.submit", [str(new_job.id)])

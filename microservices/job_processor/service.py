@@ -213,6 +213,7 @@ async def create_job(
     retry_of: Job | None = None,
     batch_id: uuid.UUID | None = None,
     min_poll_interval_s: float = 1.0,
+    poll_interval_override_s: float | None = None,
 ) -> tuple[Job, bool]:
     """Check and store a new job (queued, or pending until `run_at`); return it and whether it is new."""
     fingerprint = request_fingerprint(job_in)
@@ -266,7 +267,8 @@ async def create_job(
         progress=0,
         result_files=[],
         failures=0,
-        poll_interval_s=max(min_poll_interval_s, float(target.service.get("poll_interval_s") or 30.0)),
+        poll_interval_s=poll_interval_override_s
+        or max(min_poll_interval_s, float(target.service.get("poll_interval_s") or 30.0)),
         run_at=job_in.run_at,
         retry_of_id=retry_of.id if retry_of is not None else None,
         batch_id=batch_id,
