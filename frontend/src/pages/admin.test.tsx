@@ -1,0 +1,99 @@
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { http, HttpResponse } from 'msw';
+import { describe, expect, it } from 'vitest';
+import { adminUser, page, researcher } from '../test/fixtures';
+import { renderApp } from '../test/render';
+import { apiError, server } from '../test/server';
+
+describe('admin', () => {
+  it('keeps researchers out of admin pages', async () => {
+    server.use(http.get('/api/dashboard', () => HttpResponse.json({ jobs_by_status: {}, recent_jobs: [], services: [] })));
+    renderApp('/admin/users', researcher);
+    expect(await screen.findByRole('heading', { level: 1, name: 'Dashboard' })).toBeInTheDocument();
+  });
+
+  it('lists users and deactivates one after confirmation', async () => {
+    let deactivated = false;
+    server.use(
+      http.get('/api/users', () => HttpResponse.json(page([adminUser, researcher]))),
+      http.post('/api/users/7/deactivate', () => {
+        deactivated = true;
+        return HttpResponse.json({ ...researcher, is_active: false });
+      }),
+    );
+    renderApp('/admin/users', adminUser);
+    const table = await screen.findByRole('table', { name: 'Users' });
+    expect(within(table).getAllByRole('row')).toHaveLength(3);
+    await userEvent.click(within(table).getByRole('button', { name: 'Deactivate ada' }));
+    await userEvent.click(within(screen.getByRole('dialog', { name: 'Deactivate ada?' })).getByRole('button', { name: 'Deactivate' }));
+    expect(await screen.findByText('ada was deactivated.')).toBeInTheDocument();
+    expect(deactivated).toBe(true);
+  });
+
+  it('shows the audit log, empty and failing', async () => {
+    server.use(
+      http.get('/api/audit', () =>
+        HttpResponse.json(page([{ id: 1, action: 'login.failed', actor_username: 'ada', ip_address: '10.0.0.2', created_at: '2026-11-20T10:00:00Z' }])),
+      ),
+    );
+    const { unmount } = renderApp('/admin/audit', adminUser);
+    expect(await screen.findByRole('cell', { name: 'login.failed' })).toBeInTheDocument();
+    unmount();
+    server.use(http.get('/api/audit', () => HttpResponse.json(page([]))));
+    const second = renderApp('/admin/audit', adminUser);
+    expect(await screen.findByText('No audit entries.')).toBeInTheDocument();
+    second.unmount();
+    server.use(http.get('/api/audit', () => apiError(403, 'forbidden', 'Admins only.')));
+    renderApp('/admin/audit', adminUser);
+    expect(await screen.findByRole('alert')).toHaveTextContent('You do not have access to this. Admins only.');
+  });
+
+  it('shows components, alerts with acknowledge, system metrics and statistics', async () => {
+    let acknowledged = false;
+    server.use(
+      http.get('/api/monitoring/health/overall', () =>
+        HttpResponse.json({
+          overall_status: 'degraded',
+          services: [
+            { service_name: 'gateway', status: 'healthy', response_time_ms: 3.2 },
+            { service_name: 'job_processor', status: 'unhealthy', response_time_ms: null },
+          ],
+          active_alerts: 1,
+        }),
+      ),
+      http.get('/api/monitoring/alerts', () =>
+        HttpResponse.json(page([{ id: 5, severity: 'critical', title: 'job_processor down', message: 'Unhealthy for 2 minutes', status: 'open', created_at: '2026-11-20T10:00:00Z' }])),
+      ),
+      http.post('/api/monitoring/alerts/5/acknowledge', () => {
+        acknowledged = true;
+        return HttpResponse.json({});
+      }),
+      http.get('/api/monitoring/metrics/system', () => HttpResponse.json({ cpu_percent: 12.4, memory_percent: 55, disk_percent: 93 })),
+      http.get('/api/monitoring/dashboard/stats', () =>
+        HttpResponse.json({ jobs_by_status: { completed: 8, failed: 2 }, per_service: [{ service_id: 1, service_name: 'Michigan', count: 10 }], active_users: 4 }),
+      ),
+    );
+    renderApp('/admin/monitoring', adminUser);
+    const components = await screen.findByRole('table', { name: 'Components' });
+    expect(within(components).getByText('Unhealthy')).toBeInTheDocument();
+    expect(await screen.findByRole('progressbar', { name: 'Disk use' })).toHaveAttribute('aria-valuenow', '93');
+    expect(within(await screen.findByRole('list', { name: 'Jobs by status' })).getByText('8')).toBeInTheDocument();
+    expect(screen.getByText('Active users: 4')).toBeInTheDocument();
+    await userEvent.click(await screen.findByRole('button', { name: 'Acknowledge job_processor down' }));
+    await waitFor(() => expect(acknowledged).toBe(true));
+  });
+
+  it('shows quiet monitoring states', async () => {
+    server.use(
+      http.get('/api/monitoring/health/overall', () => apiError(503, 'upstream_unavailable', 'Monitoring is down.')),
+      http.get('/api/monitoring/alerts', () => HttpResponse.json(page([]))),
+      http.get('/api/monitoring/metrics/system', () => HttpResponse.json({ cpu_percent: 1, memory_percent: 1, disk_percent: 1 })),
+      http.get('/api/monitoring/dashboard/stats', () => HttpResponse.json({})),
+    );
+    renderApp('/admin/monitoring', adminUser);
+    expect(await screen.findByRole('alert')).toHaveTextContent('Monitoring is down.');
+    expect(await screen.findByText('No alerts. All quiet.')).toBeInTheDocument();
+    expect(await screen.findByText('No jobs counted yet.')).toBeInTheDocument();
+  });
+});
