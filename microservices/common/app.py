@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
-from microservices.common.auth import TokenVerifier, redis_revocation_check
+from microservices.common.auth import RemoteIntrospector, TokenVerifier, redis_revocation_check
 from microservices.common.errors import install_error_handlers
 from microservices.common.health import HealthCheck
 from microservices.common.health import router as health_router
@@ -20,6 +20,7 @@ from microservices.common.logging import configure_logging
 from microservices.common.metrics import router as metrics_router
 from microservices.common.middleware import RequestContextMiddleware
 from microservices.common.redis import CACHE_DB, make_redis
+from microservices.common.service_auth import ServiceTokenProvider
 from microservices.common.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -47,6 +48,12 @@ def _common_lifespan(settings: ServiceSettings, service_lifespan: Lifespan) -> L
             http=state.http,
         )
         state.token_verifier.revocation_check = redis_revocation_check(state.redis)
+        # Personal API tokens reach every service unchanged through the gateway; the user service resolves them.
+        state.token_verifier.introspector = RemoteIntrospector(
+            http=state.http,
+            url=f"{settings.user_service_url.rstrip('/')}/auth/introspect",
+            service_tokens=ServiceTokenProvider.from_settings(settings, state.http),
+        )
         checks: list[HealthCheck] = [HealthCheck("redis", _redis_probe(state.redis))]
         if settings.database_name is not None:
             # Imported here so that a service without a database (the gateway) never loads SQLAlchemy.

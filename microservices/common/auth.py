@@ -7,6 +7,7 @@ expiry locally. Opaque personal API tokens are resolved by an introspector the i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -17,7 +18,7 @@ import httpx
 from fastapi import Depends, Request
 from jose import ExpiredSignatureError, JWTError, jwk, jwt
 
-from microservices.common.errors import Forbidden, Unauthorized
+from microservices.common.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,68 @@ class TokenVerifier:
         if self.introspector is None:
             raise Unauthorized("The token is not valid.", code="invalid_token")
         return await self.introspector(token)
+
+
+# Personal API tokens start with this; the user service issues them.
+API_TOKEN_PREFIX = "fip_"  # noqa: S105 - a marker, not a secret
+
+
+class RemoteIntrospector:
+    """Resolves personal API tokens (`fip_...`) with the user service's `POST /auth/introspect`.
+
+    Answers are kept `cache_s` seconds, keyed by the token's digest; the gateway checks every call first, so a
+    revoked token is refused there at once.
+    """
+
+    def __init__(self, *, http: httpx.AsyncClient, url: str, service_tokens: Any, cache_s: float = 10.0) -> None:
+        self.http = http
+        self.url = url
+        # A ServiceTokenProvider (microservices.common.service_auth): `headers()` and `forget()`.
+        self.service_tokens = service_tokens
+        self.cache_s = cache_s
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def __call__(self, token: str) -> Principal:
+        if not token.startswith(API_TOKEN_PREFIX):  # anything else is no token of ours: no call for it
+            raise Unauthorized("The token is not valid.", code="invalid_token")
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            principal = cached[1]
+        else:
+            principal = await self._ask(token)
+            if len(self._cache) >= 10_000:
+                self._cache.clear()
+            self._cache[key] = (now + self.cache_s, principal)
+        if principal is None:
+            raise Unauthorized("The API token is not valid, expired or revoked.", code="invalid_token")
+        return principal
+
+    async def _ask(self, token: str) -> Principal | None:
+        try:
+            response = await self.http.post(
+                self.url, json={"token": token}, headers=await self.service_tokens.headers()
+            )
+            if response.status_code == 401:  # our service token expired or the key rotated: once more, afresh
+                self.service_tokens.forget()
+                response = await self.http.post(
+                    self.url, json={"token": token}, headers=await self.service_tokens.headers()
+                )
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"The user service could not be reached to check the API token: {exc}") from exc
+        if response.status_code != 200:
+            raise ServiceUnavailable(f"The user service could not check the API token (HTTP {response.status_code}).")
+        body = response.json()
+        if not body.get("active"):
+            return None
+        return Principal(
+            subject=str(body["sub"]),
+            username=str(body.get("username", body["sub"])),
+            roles=frozenset(body.get("roles") or ()),
+            token_id=body.get("token_id"),
+            claims=body,
+        )
 
 
 REVOKED_BEFORE_KEY = "auth:revoked_before:{subject}"

@@ -46,6 +46,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         app.state.passwords = passwords
         # This service's own tokens are verified with its own keys, without fetching its JWKS over HTTP.
         app.state.token_verifier.set_jwks(signer.jwks)
+        # API tokens are looked up in this service's own database (dependencies.get_caller), never over HTTP.
+        app.state.token_verifier.introspector = None
         database: Database = app.state.database
         async with database.sessionmaker() as session, session.begin():
             await service.ensure_bootstrap_admin(session=session, settings=settings, passwords=passwords)

@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
 from passlib.context import CryptContext
 
+from microservices.common.auth import API_TOKEN_PREFIX
 from microservices.user_service.config import Settings
 
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"
-API_TOKEN_PREFIX = "fip_"  # noqa: S105 - a marker, not a secret
 JWT_KEY_FILE = "jwt-private.pem"
 FERNET_KEY_FILE = "user-service-fernet.key"
 

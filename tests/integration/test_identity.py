@@ -103,3 +103,20 @@ async def test_a_service_account_reads_permissions_and_a_user_cannot_introspect(
         )
         assert wrong_secret.status_code == 401
         assert wrong_secret.json()["error"] == "invalid_client"
+
+
+async def test_a_personal_api_token_is_accepted_by_another_service_until_revoked(platform):
+    users = platform.url("user_service")
+    files = f"{platform.url('file_manager')}/files"
+    async with httpx.AsyncClient(timeout=10) as http:
+        admin = {"Authorization": f"Bearer {(await admin_session(http, platform))['access_token']}"}
+        created = await http.post(f"{users}/tokens", json={"name": "integration"}, headers=admin)
+        assert created.status_code == 201
+        token = {"Authorization": f"Bearer {created.json()['token']}"}
+        listed = await http.get(files, headers=token)
+        assert listed.status_code == 200
+        assert listed.json()["page"] == 1
+        assert (await http.delete(f"{users}/tokens/{created.json()['id']}", headers=admin)).status_code == 204
+        forged = await http.get(files, headers={"Authorization": "Bearer fip_not-a-real-token"})
+        assert forged.status_code == 401
+        assert forged.json()["error"] == "invalid_token"
