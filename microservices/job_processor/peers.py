@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from microservices.common.errors import ServiceUnavailable, UpstreamError
+from microservices.common.errors import AppError, ServiceUnavailable, UpstreamError
 from microservices.common.service_auth import ServiceTokenProvider
 from microservices.common.settings import ServiceSettings
 
@@ -146,6 +146,41 @@ class Peers:
                 yield response
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"The file manager could not be reached: {type(exc).__name__}.") from exc
+
+    async def upload_input(
+        self, handle: Any, *, filename: str, authorization: str, timeout_s: float = 600.0
+    ) -> dict[str, Any]:
+        """Store a user's input file with the user's own token (their quota and ownership apply)."""
+        try:
+            response = await self.http.post(
+                f"{self.file_manager}/files/upload",
+                headers={"Authorization": authorization},
+                files={"file": (filename, handle, "application/octet-stream")},
+                timeout=timeout_s,
+            )
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"The file manager could not be reached: {type(exc).__name__}.") from exc
+        if response.status_code >= 500:
+            raise ServiceUnavailable(f"The file manager failed (HTTP {response.status_code}).")
+        if response.status_code not in (200, 201):
+            # The file manager's own refusal (not a VCF, too large, over quota) is the user's answer as it is.
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            raise AppError(
+                str(body.get("detail") or f"The file manager refused the upload (HTTP {response.status_code})."),
+                code=str(body.get("error") or "upload_refused"),
+                status_code=response.status_code,
+            )
+        return dict(response.json())
+
+    async def delete_file(self, file_id: str, *, authorization: str) -> None:
+        """Remove a file uploaded for a job that was then refused (nothing is left half-way)."""
+        try:
+            await self.http.delete(f"{self.file_manager}/files/{file_id}", headers={"Authorization": authorization})
+        except httpx.HTTPError as exc:
+            logger.warning("could not remove orphan upload %s: %s", file_id, exc)
 
     async def upload_result(
         self, path: Path, *, filename: str, job_id: str, owner_id: int, timeout_s: float = 600.0

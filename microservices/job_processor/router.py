@@ -4,30 +4,44 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+from cryptography.fernet import MultiFernet
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from microservices.common.auth import CurrentPrincipal
 from microservices.common.db import SessionDep
-from microservices.common.errors import BadRequest
+from microservices.common.errors import AppError, BadRequest, Unprocessable
 from microservices.common.pagination import Page, PageParamsDep
-from microservices.job_processor import service, states
-from microservices.job_processor.dependencies import EnqueueDep, FernetDep, PeersDep, UserPrincipal, ValidJob
+from microservices.job_processor import legacy, service, states
+from microservices.job_processor.dependencies import (
+    Enqueue,
+    EnqueueDep,
+    FernetDep,
+    PeersDep,
+    UserPrincipal,
+    ValidJob,
+)
 from microservices.job_processor.models import Job, JobStatusHistory
+from microservices.job_processor.peers import Peers
 from microservices.job_processor.schemas import (
+    BatchCreate,
+    BatchItemResult,
+    BatchRead,
     JobCancel,
     JobCreate,
     JobDetail,
     JobLogs,
     JobRead,
+    MultiServiceCreate,
     ResultPassword,
     StatusChange,
 )
 
 router = APIRouter(tags=["jobs"])
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def job_read(job: Job) -> JobRead:
@@ -40,22 +54,39 @@ def job_detail(job: Job, history: list[JobStatusHistory]) -> JobDetail:
     return JobDetail(**job_read(job).model_dump(), status_history=[StatusChange.model_validate(h) for h in history])
 
 
-def _validate(model: type[JobCreate], data: Any) -> JobCreate:
+def _validate(model: type[ModelT], data: Any) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
 
 
-async def _parse_create(request: Request) -> JobCreate:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("application/json"):
-        raise BadRequest("Send the job as JSON (application/json).", code="unsupported_media_type")
+async def _json_body(request: Request) -> Any:
     try:
-        data = await request.json()
+        return await request.json()
     except ValueError as exc:
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from exc
-    return _validate(JobCreate, data)
+
+
+def _is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith(("multipart/form-data", "application/x-www-form"))
+
+
+async def _with_upload(request: Request, peers: Peers, model: type[ModelT]) -> tuple[ModelT, str | None]:
+    """The request as `model`: JSON, or the legacy form whose `input_file` is stored first (its id returned)."""
+    if not _is_form(request):
+        return _validate(model, await _json_body(request)), None
+    form = await legacy.read_form(request)
+    if form.upload is None:
+        return _validate(model, form.fields), None
+    # Check the parameters before storing anything.
+    _validate(model, {**form.fields, "input_file_ids": ["pending"]})
+    stored = await peers.upload_input(
+        form.upload.file,
+        filename=form.upload.filename or "input.vcf.gz",
+        authorization=request.headers.get("authorization", ""),
+    )
+    return _validate(model, {**form.fields, "input_file_ids": [str(stored["id"])]}), str(stored["id"])
 
 
 @router.post(
@@ -65,7 +96,24 @@ async def _parse_create(request: Request) -> JobCreate:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobCreate"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/JobCreate"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["name", "service_id", "reference_panel_id", "input_file"],
+                        "properties": {
+                            "input_file": {"type": "string", "format": "binary"},
+                            "name": {"type": "string"},
+                            "service_id": {"type": "string"},
+                            "reference_panel_id": {"type": "string"},
+                            "build": {"type": "string"},
+                            "phasing": {"type": "string"},
+                            "population": {"type": "string"},
+                        },
+                    }
+                },
+            },
         }
     },
 )
@@ -79,19 +127,26 @@ async def create_job(
     enqueue: EnqueueDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobRead:
-    """Create an imputation job from uploaded files; an `Idempotency-Key` makes a retried request safe."""
-    job_in = await _parse_create(request)
+    """Create an imputation job from uploaded files (JSON), or from a VCF sent in `input_file` (the legacy form).
+
+    An `Idempotency-Key` header makes a retried request return the first job instead of a second one."""
+    job_in, uploaded = await _with_upload(request, peers, JobCreate)
     assert principal.user_id is not None
-    job, created = await service.create_job(
-        session=session,
-        peers=peers,
-        fernet=fernet,
-        user_id=principal.user_id,
-        job_in=job_in,
-        idempotency_key=idempotency_key,
-        min_poll_interval_s=request.app.state.settings.min_poll_interval_s,
-        poll_interval_override_s=request.app.state.settings.poll_interval_override_s,
-    )
+    try:
+        job, created = await service.create_job(
+            session=session,
+            peers=peers,
+            fernet=fernet,
+            user_id=principal.user_id,
+            job_in=job_in,
+            idempotency_key=idempotency_key,
+            min_poll_interval_s=request.app.state.settings.min_poll_interval_s,
+            poll_interval_override_s=request.app.state.settings.poll_interval_override_s,
+        )
+    except AppError:
+        if uploaded is not None:
+            await peers.delete_file(uploaded, authorization=request.headers.get("authorization", ""))
+        raise
     await session.commit()
     if created and job.status == states.QUEUED:
         await enqueue("jobs.submit", [str(job.id)])
@@ -99,6 +154,95 @@ async def create_job(
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
     return job_read(job)
+
+
+async def _create_many(
+    request: Request,
+    session: SessionDep,
+    user_id: int,
+    peers: Peers,
+    fernet: MultiFernet,
+    enqueue: Enqueue,
+    items: list[JobCreate],
+    uploaded: str | None,
+) -> BatchRead:
+    settings = request.app.state.settings
+    batch_id, outcomes = await service.create_batch(
+        session=session,
+        peers=peers,
+        fernet=fernet,
+        user_id=user_id,
+        items=items,
+        min_poll_interval_s=settings.min_poll_interval_s,
+        poll_interval_override_s=settings.poll_interval_override_s,
+    )
+    results = [
+        BatchItemResult(index=o.index, status_code=201, job=job_read(o.job))
+        if o.job is not None
+        else BatchItemResult(
+            index=o.index,
+            status_code=o.error.status_code if o.error else 500,
+            error=o.error.code if o.error else "internal_error",
+            detail=o.error.message if o.error else None,
+            problems=o.error.extra.get("problems") if o.error else None,
+        )
+        for o in outcomes
+    ]
+    created = [o.job for o in outcomes if o.job is not None]
+    if not created:
+        if uploaded is not None:
+            await peers.delete_file(uploaded, authorization=request.headers.get("authorization", ""))
+        raise Unprocessable(
+            f"None of the {len(items)} jobs could be created; see each result.",
+            code="batch_refused",
+            extra={"results": [r.model_dump(mode="json") for r in results]},
+        )
+    await session.commit()
+    for job in created:
+        if job.status == states.QUEUED:
+            await enqueue("jobs.submit", [str(job.id)])
+    return BatchRead(batch_id=batch_id, created=len(created), failed=len(items) - len(created), results=results)
+
+
+@router.post("/jobs/batch", response_model=BatchRead, status_code=status.HTTP_201_CREATED)
+async def create_batch(
+    request: Request,
+    session: SessionDep,
+    principal: UserPrincipal,
+    peers: PeersDep,
+    fernet: FernetDep,
+    enqueue: EnqueueDep,
+    body: BatchCreate,
+) -> BatchRead:
+    """Several jobs at once (several inputs, or the same inputs to several service/panel pairs), each reported."""
+    assert principal.user_id is not None
+    return await _create_many(request, session, principal.user_id, peers, fernet, enqueue, body.items, None)
+
+
+@router.post(
+    "/jobs/multi-service",
+    response_model=BatchRead,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MultiServiceCreate"}}},
+        }
+    },
+)
+async def create_multi_service(
+    request: Request,
+    session: SessionDep,
+    principal: UserPrincipal,
+    peers: PeersDep,
+    fernet: FernetDep,
+    enqueue: EnqueueDep,
+) -> BatchRead:
+    """One input to several service/panel pairs: JSON with `targets`, or the legacy form with `input_file` and
+    `service_ids` / `reference_panel_ids` (or `targets` as JSON)."""
+    body, uploaded = await _with_upload(request, peers, MultiServiceCreate)
+    assert principal.user_id is not None
+    return await _create_many(request, session, principal.user_id, peers, fernet, enqueue, body.items(), uploaded)
 
 
 @router.get("/jobs", response_model=Page[JobRead])

@@ -117,3 +117,53 @@ class ResultPassword(BaseModel):
 class JobLogs(BaseModel):
     job_id: uuid.UUID
     logs: str
+
+
+class BatchCreate(BaseModel):
+    """Several jobs at once (several inputs, or the same inputs to several services); each reported on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[JobCreate] = Field(min_length=1, max_length=50)
+
+
+class ServicePanel(BaseModel):
+    service_id: int = Field(ge=1)
+    reference_panel_id: int = Field(ge=1)
+
+
+class MultiServiceCreate(BaseModel):
+    """One input sent to several service/panel pairs (the form of the system we replace)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    build: Build = "hg19"
+    phasing: bool = True
+    population: str | None = Field(default=None, max_length=50)
+    mode: Mode = "imputation"
+    r2_filter: float | None = Field(default=None, ge=0, le=1)
+    input_file_ids: list[str] = Field(min_length=1, max_length=50)
+    run_at: datetime | None = None
+    targets: list[ServicePanel] = Field(min_length=1, max_length=20)
+
+    def items(self) -> list[JobCreate]:
+        common = self.model_dump(exclude={"targets"})
+        return [JobCreate(**common, **target.model_dump()) for target in self.targets]
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status_code: int
+    job: JobRead | None = None
+    error: str | None = None
+    detail: str | None = None
+    problems: list[dict[str, Any]] | None = None
+
+
+class BatchRead(BaseModel):
+    batch_id: uuid.UUID
+    created: int
+    failed: int
+    results: list[BatchItemResult]

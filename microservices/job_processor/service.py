@@ -405,3 +405,42 @@ def retry_request(job: Job) -> JobCreate:
         r2_filter=job.r2_filter,
         input_file_ids=list(job.input_file_ids),
     )
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    index: int
+    job: Job | None = None
+    error: AppError | None = None
+
+
+async def create_batch(
+    *,
+    session: AsyncSession,
+    peers: Peers,
+    fernet: MultiFernet,
+    user_id: int,
+    items: Sequence[JobCreate],
+    min_poll_interval_s: float = 1.0,
+    poll_interval_override_s: float | None = None,
+) -> tuple[uuid.UUID, list[BatchOutcome]]:
+    """Create each job on its own (a savepoint each): one refused item leaves the others standing."""
+    batch_id = uuid.uuid4()
+    outcomes: list[BatchOutcome] = []
+    for index, item in enumerate(items):
+        try:
+            async with session.begin_nested():
+                job, _ = await create_job(
+                    session=session,
+                    peers=peers,
+                    fernet=fernet,
+                    user_id=user_id,
+                    job_in=item,
+                    batch_id=batch_id,
+                    min_poll_interval_s=min_poll_interval_s,
+                    poll_interval_override_s=poll_interval_override_s,
+                )
+            outcomes.append(BatchOutcome(index=index, job=job))
+        except AppError as exc:
+            outcomes.append(BatchOutcome(index=index, error=exc))
+    return batch_id, outcomes

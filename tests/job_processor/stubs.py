@@ -52,6 +52,9 @@ class PeerStub:
     service_credentials: dict[int, str] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     down: bool = False
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    refuse_uploads: bool = False
 
     @classmethod
     def default(cls) -> PeerStub:
@@ -103,14 +106,16 @@ class PeerStub:
         stub.permissions[OTHER_USER_ID] = {"user_id": OTHER_USER_ID, "roles": [], "services": [], "all_services": False}
         return stub
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
+    async def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         if self.down:
             return httpx.Response(503, json={"error": "service_unavailable", "detail": "down"})
         path = request.url.path
         if path == "/auth/token":
             return httpx.Response(200, json={"access_token": "service-token", "expires_in": 300})
-        if request.headers.get("authorization") != "Bearer service-token":
+        if path.startswith("/files") and request.headers.get("authorization", "").startswith("Bearer "):
+            pass  # the file manager takes users' tokens too (uploads in the legacy form)
+        elif request.headers.get("authorization") != "Bearer service-token":
             return httpx.Response(401, json={"error": "not_authenticated", "detail": "no token"})
         if m := re.fullmatch(r"/users/(\d+)/permissions", path):
             found = self.permissions.get(int(m[1]))
@@ -128,7 +133,20 @@ class PeerStub:
             service_id = int(request.url.params["service_id"])
             items = [p for p in self.panels if p["service_id"] == service_id]
             return httpx.Response(200, json={"items": items, "total": len(items), "page": 1, "page_size": 200})
+        if path == "/files/upload" and request.method == "POST":
+            body = await request.aread()
+            if self.refuse_uploads:
+                return httpx.Response(422, json={"error": "not_a_vcf", "detail": "Line 1: this is text, not a VCF."})
+            file_id = f"up{len(self.uploads) + 1}"
+            self.uploads.append((file_id, body))
+            filename = re.search(rb'filename="([^"]+)"', body)
+            self.files[file_id] = vcf_file(file_id, filename=filename[1].decode() if filename else "x.vcf.gz")
+            return httpx.Response(201, json=self.files[file_id])
         if m := re.fullmatch(r"/files/([^/]+)", path):
+            if request.method == "DELETE":
+                self.deleted.append(m[1])
+                self.files.pop(m[1], None)
+                return httpx.Response(204)
             record = self.files.get(m[1])
             return httpx.Response(200, json=record) if record else _not_found()
         return _not_found()

@@ -309,3 +309,102 @@ async def test_service_accounts_cannot_own_jobs(api: Api) -> None:
         headers=headers,
     )
     assert response.status_code == 403
+
+
+async def test_legacy_multipart_form_uploads_then_creates(api: Api) -> None:
+    response = await api.client.post(
+        "/jobs",
+        data={"name": "legacy", "service_id": "1", "reference_panel_id": "11", "build": "hg19", "phasing": "true",
+              "population": "eur"},
+        files={"input_file": ("chr20.vcf.gz", b"\x1f\x8b fake bgzip bytes", "application/gzip")},
+        headers=api.headers(),
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["input_file_ids"] == ["up1"]
+    assert (job["name"], job["phasing"], job["population"]) == ("legacy", True, "eur")
+    _, body = api.stub.uploads[0]
+    assert b"\x1f\x8b fake bgzip bytes" in body
+    assert b'filename="chr20.vcf.gz"' in body
+    upload_request = next(r for r in api.stub.requests if r.url.path == "/files/upload")
+    token = upload_request.headers["authorization"].removeprefix("Bearer ")
+    assert __import__("jose").jwt.get_unverified_claims(token)["sub"] == str(USER_ID)  # stored as the user's file
+
+
+async def test_legacy_form_refused_job_removes_its_upload(api: Api) -> None:
+    api.stub.files["later"] = vcf_file("later")
+    response = await api.client.post(
+        "/jobs",
+        data={"name": "legacy", "service_id": "1", "reference_panel_id": "11", "phasing": "no"},
+        files={"input_file": ("chr20.vcf.gz", b"data", "application/gzip")},
+        headers=api.headers(),
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["code"] == "unphased_without_phasing"
+    assert api.stub.deleted == ["up1"]
+
+
+async def test_legacy_form_with_bad_fields_stores_nothing(api: Api) -> None:
+    response = await api.client.post(
+        "/jobs",
+        data={"name": "legacy", "service_id": "one", "reference_panel_id": "11"},
+        files={"input_file": ("chr20.vcf.gz", b"data", "application/gzip")},
+        headers=api.headers(),
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "validation_error"
+    assert api.stub.uploads == []
+
+
+async def test_legacy_form_passes_on_the_file_managers_refusal(api: Api) -> None:
+    api.stub.refuse_uploads = True
+    response = await api.client.post(
+        "/jobs",
+        data={"name": "legacy", "service_id": "1", "reference_panel_id": "11"},
+        files={"input_file": ("notes.txt", b"hello", "text/plain")},
+        headers=api.headers(),
+    )
+    assert response.status_code == 422
+    assert response.json() == {"error": "not_a_vcf", "detail": "Line 1: this is text, not a VCF."}
+
+
+async def test_multi_service_reports_each_target(api: Api) -> None:
+    body = {
+        "name": "one input, two services",
+        "input_file_ids": ["f1"],
+        "targets": [{"service_id": 1, "reference_panel_id": 11}, {"service_id": 2, "reference_panel_id": 11}],
+    }
+    response = await api.client.post("/jobs/multi-service", json=body, headers=api.headers())
+    assert response.status_code == 201, response.text
+    result = response.json()
+    assert (result["created"], result["failed"]) == (1, 1)
+    assert result["results"][0]["job"]["service_id"] == 1
+    assert result["results"][0]["job"]["batch_id"] == result["batch_id"]
+    assert result["results"][1]["status_code"] == 422
+    assert result["results"][1]["error"] == "panel_not_in_service"
+    assert api.enqueued == [("jobs.submit", [result["results"][0]["job"]["id"]])]
+
+
+async def test_multi_service_legacy_form(api: Api) -> None:
+    response = await api.client.post(
+        "/jobs/multi-service",
+        data={"name": "two", "service_ids": "1,2", "reference_panel_ids": "11,21", "build": "hg19"},
+        files={"input_file": ("chr20.vcf.gz", b"data", "application/gzip")},
+        headers=api.headers(),
+    )
+    assert response.status_code == 201, response.text
+    jobs = [r["job"] for r in response.json()["results"]]
+    assert [(j["service_id"], j["input_file_ids"]) for j in jobs] == [(1, ["up1"]), (2, ["up1"])]
+
+
+async def test_batch_where_every_item_fails_is_422_with_each_reason(api: Api) -> None:
+    items = [
+        {"name": "a", "service_id": 1, "reference_panel_id": 12, "input_file_ids": ["f1"]},
+        {"name": "b", "service_id": 1, "reference_panel_id": 11, "input_file_ids": ["nope"]},
+    ]
+    response = await api.client.post("/jobs/batch", json={"items": items}, headers=api.headers())
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "batch_refused"
+    assert [r["error"] for r in body["results"]] == ["panel_inactive", "unknown_input_file"]
+    assert (await api.client.get("/jobs", headers=api.headers())).json()["total"] == 0
