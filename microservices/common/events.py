@@ -19,7 +19,9 @@ in a transaction that also records the event id, so a redelivered event is skipp
 acknowledged after that commit. Entries left unacknowledged longer than `claim_idle_ms` (a crashed consumer, a
 failed handler) are taken over with XAUTOCLAIM by any consumer of the group; after `max_deliveries` failed
 deliveries an entry goes to the dead-letter stream `events:dead` and is acknowledged. Work that must happen
-only once the handler's transaction is committed (a WebSocket push) is registered with `after_commit`.
+only once the handler's transaction is committed (a WebSocket push) is registered with `after_commit`: entries
+read together are handled in one transaction, and if one handler fails they are handled again one by one, so a
+handler may run twice but only one run is ever committed.
 
 Envelope (the stream entry's fields): `id` (uuid), `topic`, `occurred_at` (ISO 8601, UTC), `producer`,
 `version` (1), `payload` (JSON object). Topics and their payloads:
@@ -247,14 +249,18 @@ def _outbox_values(topic: str, payload: Mapping[str, Any], producer: str) -> dic
 
 
 _NOTIFY = text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+_NOTIFIED = "outbox_notified_transaction"
 
 
 async def emit(session: AsyncSession, *, topic: str, payload: Mapping[str, Any], producer: str) -> str:
     """Write an event to the outbox in the caller's transaction; it is published once that commits."""
     values = _outbox_values(topic, payload, producer)
     await session.execute(insert(_OUTBOX).values(**values))
-    # NOTIFY is transactional: the relay is woken at commit, never for a rolled-back event.
-    await session.execute(_NOTIFY)
+    # NOTIFY is transactional: the relay is woken at commit, never for a rolled-back event. Once a transaction.
+    transaction = session.get_transaction()
+    if session.info.get(_NOTIFIED) is not transaction:
+        await session.execute(_NOTIFY)
+        session.info[_NOTIFIED] = transaction
     return str(values["id"])
 
 
@@ -262,7 +268,10 @@ def emit_sync(session: Session, *, topic: str, payload: Mapping[str, Any], produ
     """`emit` for synchronous code (Celery tasks, scripts)."""
     values = _outbox_values(topic, payload, producer)
     session.execute(insert(_OUTBOX).values(**values))
-    session.execute(_NOTIFY)
+    transaction = session.get_transaction()
+    if session.info.get(_NOTIFIED) is not transaction:
+        session.execute(_NOTIFY)
+        session.info[_NOTIFIED] = transaction
     return str(values["id"])
 
 
@@ -525,9 +534,8 @@ class EventConsumer:
             block=self.block_ms if block_ms is None else block_ms,
         )
         for stream, entries in answer or []:
-            for entry_id, fields in entries:
-                await self.deliver(stream, entry_id, fields)
-                handled += 1
+            await self.deliver_batch(stream, entries)
+            handled += len(entries)
         return handled
 
     async def claim_stale(self) -> int:
@@ -540,28 +548,102 @@ class EventConsumer:
                     stream, self.group, self.name, self.claim_idle_ms, start_id=start, count=self.batch_size
                 )
                 start, entries = answer[0], answer[1]
-                for entry in entries:
-                    if not entry or entry[1] is None:
-                        continue  # trimmed from the stream meanwhile
-                    entry_id, fields = entry
-                    await self.deliver(stream, entry_id, fields, redelivered=True)
-                    handled += 1
+                # An entry trimmed from the stream meanwhile comes back empty.
+                present = [(entry[0], entry[1]) for entry in entries if entry and entry[1] is not None]
+                await self.deliver_batch(stream, present, redelivered=True)
+                handled += len(present)
                 if start in ("0-0", b"0-0") or not entries:
                     break
         return handled
 
+    async def deliver_batch(
+        self, stream: str, entries: list[tuple[str, Mapping[str, str]]], *, redelivered: bool = False
+    ) -> None:
+        """Handle entries of one stream in one transaction; on any failure, one by one so only the culprit fails."""
+        events: list[tuple[str, Event]] = []
+        for entry_id, fields in entries:
+            try:
+                event = Event.from_fields(fields)
+            except (KeyError, ValueError, TypeError) as exc:
+                await self._dead_letter(stream, entry_id, fields, f"malformed envelope: {exc}")
+                continue
+            if redelivered and await self._deliveries(stream, entry_id) > self.max_deliveries:
+                await self._dead_letter(stream, entry_id, fields, "too many failed deliveries")
+                continue
+            events.append((entry_id, event))
+        if len(events) > 1:
+            try:
+                callbacks = await self._handle_together([event for _, event in events])
+            except Exception as exc:
+                logger.info("a batch of %s events failed (%s); handling them one by one", len(events), exc)
+            else:
+                await self._run_callbacks(callbacks)
+                await self.redis.xack(stream, self.group, *(entry_id for entry_id, _ in events))
+                return
+        fields_of = dict(entries)
+        for entry_id, event in events:
+            await self.deliver(stream, entry_id, fields_of[entry_id], event=event)
+
+    async def _handle_together(self, events: list[Event]) -> list[AfterCommit]:
+        """Handle several events in one transaction (one commit instead of one each); raises if any fails."""
+        callbacks: list[AfterCommit] = []
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                new_ids = set(
+                    (
+                        await session.scalars(
+                            pg_insert(_PROCESSED)
+                            .values(
+                                [
+                                    {"consumer": self.group, "event_id": uuid.UUID(e.id), "topic": e.topic}
+                                    for e in events
+                                ]
+                            )
+                            .on_conflict_do_nothing()
+                            .returning(_PROCESSED.c.event_id)
+                        )
+                    ).all()
+                )
+                seen: set[uuid.UUID] = set()
+                for event in events:
+                    event_id = uuid.UUID(event.id)
+                    if event_id not in new_ids or event_id in seen:
+                        continue
+                    seen.add(event_id)
+                    handler = self.handlers.get(event.topic)
+                    if handler is not None:
+                        await handler(session, event)
+            callbacks = session.info.pop("after_commit", [])
+        self.handled_total += len(seen)
+        self.skipped_total += len(events) - len(seen)
+        return callbacks
+
+    async def _run_callbacks(self, callbacks: list[AfterCommit]) -> None:
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception as exc:
+                logger.warning("after-commit work failed: %s", exc)
+
     async def deliver(
-        self, stream: str, entry_id: str, fields: Mapping[str, str], *, redelivered: bool = False
+        self,
+        stream: str,
+        entry_id: str,
+        fields: Mapping[str, str],
+        *,
+        redelivered: bool = False,
+        event: Event | None = None,
     ) -> None:
         """Handle one entry; acknowledge it when handled, dead-letter it when it keeps failing."""
-        try:
-            event = Event.from_fields(fields)
-        except (KeyError, ValueError, TypeError) as exc:
-            await self._dead_letter(stream, entry_id, fields, f"malformed envelope: {exc}")
-            return
-        if redelivered and await self._deliveries(stream, entry_id) > self.max_deliveries:
-            await self._dead_letter(stream, entry_id, fields, "too many failed deliveries")
-            return
+        if event is None:
+            try:
+                event = Event.from_fields(fields)
+            except (KeyError, ValueError, TypeError) as exc:
+                await self._dead_letter(stream, entry_id, fields, f"malformed envelope: {exc}")
+                return
+            if redelivered and await self._deliveries(stream, entry_id) > self.max_deliveries:
+                await self._dead_letter(stream, entry_id, fields, "too many failed deliveries")
+                return
         try:
             await self.handle(event)
         except Exception as exc:
@@ -588,11 +670,7 @@ class EventConsumer:
                 if handler is not None:
                     await handler(session, event)
             callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
-        for callback in callbacks:
-            try:
-                await callback()
-            except Exception as exc:
-                logger.warning("after-commit work for event %s failed: %s", event.id, exc)
+        await self._run_callbacks(callbacks)
         self.handled_total += 1
         return True
 

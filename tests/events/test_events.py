@@ -367,3 +367,31 @@ async def test_consumer_survives_redis_being_away(sessionmaker, redis, prefix, c
 
 def test_wait_until_is_available():
     assert wait_until(lambda: 1, timeout_s=1) == 1
+
+
+async def test_one_failing_event_in_a_batch_holds_back_only_itself(sessionmaker, redis, prefix, cleanup_streams):
+    handled = []
+
+    async def handler(session, event):
+        if event.payload["job_id"] == "bad":
+            raise RuntimeError("cannot")
+        await session.execute(text("SELECT 1"))
+
+        async def done():
+            handled.append(event.payload["job_id"])
+
+        # Effects outside the transaction go through after_commit: a rolled-back batch leaves none behind.
+        after_commit(session, done)
+
+    stream = f"{prefix}job.status.updated"
+    consumer = consumer_for(redis, sessionmaker, prefix, {"job.status.updated": handler})
+    await consumer.ensure_groups()
+    for job_id in ("a", "bad", "b"):
+        await redis.xadd(stream, make_event(payload={"job_id": job_id}).to_fields())
+    assert await consumer.poll() == 3
+    assert handled == ["a", "b"]
+    assert (consumer.handled_total, consumer.skipped_total) == (2, 0)
+    pending = await redis.xpending_range(stream, "tests", min="-", max="+", count=10)
+    assert len(pending) == 1
+    async with sessionmaker() as session:
+        assert len((await session.execute(select(processed))).all()) == 2
