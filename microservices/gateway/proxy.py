@@ -51,8 +51,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 _DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {b"host", b"content-length"}
-# The gateway's server adds its own date; the upstream's server name is nobody's business.
-_DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {b"date", b"server"}
+# The gateway's server adds its own date and request id (the same the upstream saw); the upstream's server name
+# is nobody's business.
+_DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 # A response this small (or smaller) is read whole and sent in one message; anything else is streamed.
 _SMALL_BODY = 64 * 1024
 _CHUNK = 64 * 1024

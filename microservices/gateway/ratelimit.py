@@ -66,12 +66,12 @@ class RateLimiter:
             return None
         return max([self.default_limit, *(self.tiers[r] for r in principal.roles if r in self.tiers)])
 
-    @staticmethod
-    def key_for(principal: Principal | None, client_address: str) -> str:
-        """The counter of a user, or of a client address for anonymous calls."""
+    def key_for(self, principal: Principal | None, client_address: str) -> str:
+        """The counter of a user, or of a client address for anonymous calls, in windows of this length."""
+        # The window is part of the name, so that gateways configured differently never share a counter.
         if principal is None:
-            return f"{KEY_PREFIX}ip:{client_address}"
-        return f"{KEY_PREFIX}user:{principal.subject}"
+            return f"{KEY_PREFIX}{self.window_s}:ip:{client_address}"
+        return f"{KEY_PREFIX}{self.window_s}:user:{principal.subject}"
 
     async def check(self, *, principal: Principal | None, client_address: str) -> Decision | None:
         """Count this request; None when the caller is not limited or Redis cannot be asked (fail open)."""

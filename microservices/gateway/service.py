@@ -16,6 +16,8 @@ from microservices.gateway.schemas import DashboardRead, JobStats, ServiceStats
 logger = logging.getLogger(__name__)
 
 RECENT_JOBS = 5
+# Job states counted as "running" on the dashboard: every state a job can still move on from.
+LIVE_STATES = ("pending", "queued", "submitting", "running", "downloading")
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 
 
@@ -37,14 +39,11 @@ async def fetch_json(*, http: httpx.AsyncClient, url: str, headers: dict[str, st
         raise Unavailable(f"{url}: not JSON") from exc
 
 
-def job_stats_from(body: dict[str, Any]) -> JobStats:
-    """Job counts as the job processor reports them, with the success rate computed when it is not given."""
-    counts = {name: int(body.get(name) or 0) for name in ("total", "completed", "running", "failed")}
-    finished = counts["completed"] + counts["failed"]
-    rate = body.get("success_rate")
-    if rate is None:
-        rate = round(100.0 * counts["completed"] / finished, 1) if finished else 0.0
-    return JobStats(**counts, success_rate=float(rate))
+def job_stats_from(*, total: int, completed: int, running: int, failed: int) -> JobStats:
+    """Job counts with the success rate: completed among finished (completed or failed) jobs, in percent."""
+    finished = completed + failed
+    rate = round(100.0 * completed / finished, 1) if finished else 0.0
+    return JobStats(total=total, completed=completed, running=running, failed=failed, success_rate=rate)
 
 
 def service_stats_from(body: dict[str, Any]) -> ServiceStats:
@@ -62,13 +61,19 @@ def service_stats_from(body: dict[str, Any]) -> ServiceStats:
 async def build_dashboard(
     *, http: httpx.AsyncClient, upstreams: dict[str, str], authorization: str, timeout_s: float
 ) -> DashboardRead:
-    """The dashboard from the job processor, registry, notification and monitoring services, asked concurrently."""
+    """The dashboard from the job processor, registry, notification and monitoring services, asked concurrently.
+
+    Job counts are the totals of the job processor's own list (the caller's jobs; an admin's are everyone's).
+    """
     headers = {"Authorization": authorization}
+    one = "page=1&page_size=1"
     calls = {
-        "job_stats": ("job_processor", "/jobs/stats"),
-        "recent_jobs": ("job_processor", f"/jobs?page=1&page_size={RECENT_JOBS}"),
+        "jobs": ("job_processor", f"/jobs?page=1&page_size={RECENT_JOBS}"),
+        "completed": ("job_processor", f"/jobs?status=completed&{one}"),
+        "running": ("job_processor", "/jobs?" + "".join(f"status={s}&" for s in LIVE_STATES) + one),
+        "failed": ("job_processor", f"/jobs?status=failed&{one}"),
         "services": ("service_registry", "/services?page=1&page_size=100"),
-        "notifications": ("notification", "/notifications?page=1&page_size=5"),
+        "notifications": ("notification", "/notifications/unread-count"),
         "system_stats": ("monitoring", "/dashboard/stats"),
     }
     results = await asyncio.gather(
@@ -86,16 +91,16 @@ async def build_dashboard(
             unavailable.add(service)
         else:
             parts[part] = result
-    notifications = parts.get("notifications")
+    job_counts = ("jobs", "completed", "running", "failed")
+    job_stats = JobStats()
+    if all(name in parts for name in job_counts):
+        total, completed, running, failed = (int(parts[name].get("total") or 0) for name in job_counts)
+        job_stats = job_stats_from(total=total, completed=completed, running=running, failed=failed)
     return DashboardRead(
-        job_stats=job_stats_from(parts["job_stats"]) if "job_stats" in parts else JobStats(),
+        job_stats=job_stats,
         service_stats=service_stats_from(parts["services"]) if "services" in parts else ServiceStats(),
-        recent_jobs=list((parts.get("recent_jobs") or {}).get("items") or [])[:RECENT_JOBS],
-        notifications=(
-            {"total": notifications.get("total", 0), "items": notifications.get("items", [])}
-            if isinstance(notifications, dict)
-            else None
-        ),
+        recent_jobs=list((parts.get("jobs") or {}).get("items") or [])[:RECENT_JOBS],
+        notifications=parts.get("notifications"),
         system_stats=parts.get("system_stats"),
         unavailable=sorted(unavailable),
     )

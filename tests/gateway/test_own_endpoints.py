@@ -38,8 +38,7 @@ async def test_dashboard_aggregates_and_reports_the_missing_parts(infra, tokens,
     assert body["system_stats"] == {"uploads_today": 4}
     assert body["notifications"] is None
     assert body["unavailable"] == ["notification"]
-    # The echo's answer to /jobs?page=1&page_size=5 has no items.
-    assert body["recent_jobs"] == []
+    assert body["recent_jobs"] == [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}, {"id": 5}]
     assert response.headers["x-ratelimit-limit"] == "100"
     assert legacy.status_code == 200
     assert legacy.json()["job_stats"] == body["job_stats"]

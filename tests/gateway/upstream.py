@@ -26,7 +26,7 @@ UPLOAD_DIR = Path(tempfile.gettempdir())
 
 # Answers the dashboard aggregation expects from its peers.
 CANNED: dict[str, object] = {
-    "/jobs/stats": {"total": 10, "completed": 6, "running": 2, "failed": 2},
+    "/notifications/unread-count": {"unread": 3},
     "/services": {
         "items": [
             {"id": 1, "is_available": True, "health_status": "healthy"},
@@ -54,6 +54,12 @@ async def anything(request: Request) -> Response:
     path = request.url.path
     if path in CANNED and request.method == "GET":
         return JSONResponse(CANNED[path])
+    if path == "/jobs" and request.method == "GET":
+        # Job totals by state, as the job processor's list reports them.
+        statuses = tuple(request.query_params.getlist("status"))
+        total = {(): 10, ("completed",): 6, ("failed",): 2}.get(statuses, 2)
+        items = [{"id": n} for n in range(1, min(total, int(request.query_params.get("page_size", "20"))) + 1)]
+        return JSONResponse({"items": items, "total": total, "page": 1, "page_size": 5})
     if path.endswith("/upload"):
         digest = hashlib.sha256()
         received = 0
