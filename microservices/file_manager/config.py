@@ -28,6 +28,8 @@ class Settings(ServiceSettings):
     # Local-disk storage root; files live at paths made from their ids, never from the uploaded file name.
     storage_dir: Path = _default_storage_dir()
     max_upload_mb: float = 500
+    # Uploads by service accounts: result archives collected from imputation servers can be several GB.
+    service_max_upload_mb: float = 50 * 1024
     # Every user's files together (inputs and results), checked on uploads by the user.
     user_quota_mb: float = 10 * 1024
     # Result files are deleted (metadata kept, marked expired) this many days after they were stored.
@@ -49,6 +51,10 @@ class Settings(ServiceSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MB)
+
+    @property
+    def service_max_upload_bytes(self) -> int:
+        return int(self.service_max_upload_mb * MB)
 
     @property
     def user_quota_bytes(self) -> int:

@@ -85,7 +85,7 @@ async def upload_limits(*, session: AsyncSession, principal: Principal, settings
     """How large the caller's next upload may be: the upload limit, and for a user the rest of their quota."""
     if principal.is_service or principal.user_id is None:
         # Results collected for a user by the job processor are not refused for the user's quota.
-        return UploadLimits(max_upload_bytes=settings.max_upload_bytes)
+        return UploadLimits(max_upload_bytes=settings.service_max_upload_bytes)
     used = await storage_used(session=session, owner_id=principal.user_id)
     return UploadLimits(
         max_upload_bytes=settings.max_upload_bytes,

@@ -251,3 +251,11 @@ async def test_quota_counts_the_owners_files_and_refuses_with_413(make_file_mana
         response = await fm.upload(HG38, headers=fm.service(), fields={"owner_id": "1", "purpose": "result"})
         assert response.status_code == 201
         assert len(fm.stored_files()) == 3
+
+
+async def test_services_have_their_own_larger_upload_limit(make_file_manager):
+    async with make_file_manager(max_upload_mb=0.01, service_max_upload_mb=1) as fm:
+        assert (await fm.upload(SMALL, headers=fm.user(1))).status_code == 413
+        response = await fm.upload(SMALL, headers=fm.service(), fields={"owner_id": "1", "purpose": "result"})
+        assert response.status_code == 201
+        assert response.json()["size_bytes"] == 30148
