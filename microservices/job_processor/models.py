@@ -131,3 +131,27 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+
+class JobTemplate(Base):
+    """A saved set of job parameters a user starts jobs from."""
+
+    __tablename__ = "job_template"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    service_id: Mapped[int] = mapped_column(Integer)
+    reference_panel_id: Mapped[int] = mapped_column(Integer)
+    build: Mapped[str] = mapped_column(String(10))
+    phasing: Mapped[bool] = mapped_column(Boolean, default=True)
+    population: Mapped[str | None] = mapped_column(String(50))
+    mode: Mapped[str] = mapped_column(String(20), default="imputation")
+    r2_filter: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, onupdate=_now, server_default=func.now()
+    )
+
+    __table_args__ = (UniqueConstraint("user_id", "name"),)

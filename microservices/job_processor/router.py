@@ -38,6 +38,10 @@ from microservices.job_processor.schemas import (
     MultiServiceCreate,
     ResultPassword,
     StatusChange,
+    TemplateCreate,
+    TemplateJobCreate,
+    TemplateRead,
+    TemplateUpdate,
 )
 
 router = APIRouter(tags=["jobs"])
@@ -345,3 +349,83 @@ async def job_logs(job: ValidJob) -> JobLogs:
 async def get_result_password(job: ValidJob, principal: CurrentPrincipal, fernet: FernetDep) -> ResultPassword:
     """The password the results are encrypted with; only the job's owner may read it."""
     return ResultPassword(job_id=job.id, password=service.result_password(job=job, principal=principal, fernet=fernet))
+
+
+# --- templates ------------------------------------------------------------------------------------------------------
+
+
+@router.post("/templates", response_model=TemplateRead, status_code=status.HTTP_201_CREATED, tags=["templates"])
+async def create_template(body: TemplateCreate, session: SessionDep, principal: UserPrincipal) -> TemplateRead:
+    """Save a set of job parameters under a name."""
+    assert principal.user_id is not None
+    template = await service.create_template(session=session, user_id=principal.user_id, template_in=body)
+    return TemplateRead.model_validate(template)
+
+
+@router.get("/templates", response_model=Page[TemplateRead], tags=["templates"])
+async def list_templates(session: SessionDep, principal: UserPrincipal, params: PageParamsDep) -> Page[TemplateRead]:
+    """The caller's templates, by name."""
+    assert principal.user_id is not None
+    items, total = await service.list_templates(session=session, user_id=principal.user_id, params=params)
+    return Page[TemplateRead](
+        items=[TemplateRead.model_validate(t) for t in items], total=total, page=params.page, page_size=params.page_size
+    )
+
+
+@router.get("/templates/{template_id}", response_model=TemplateRead, tags=["templates"])
+async def get_template(template_id: int, session: SessionDep, principal: UserPrincipal) -> TemplateRead:
+    """One of the caller's templates."""
+    assert principal.user_id is not None
+    template = await service.get_template(session=session, template_id=template_id, user_id=principal.user_id)
+    return TemplateRead.model_validate(template)
+
+
+@router.patch("/templates/{template_id}", response_model=TemplateRead, tags=["templates"])
+async def update_template(
+    template_id: int, body: TemplateUpdate, session: SessionDep, principal: UserPrincipal
+) -> TemplateRead:
+    """Change a template."""
+    assert principal.user_id is not None
+    template = await service.get_template(session=session, template_id=template_id, user_id=principal.user_id)
+    return TemplateRead.model_validate(await service.update_template(session=session, template=template, changes=body))
+
+
+@router.delete("/templates/{template_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["templates"])
+async def delete_template(template_id: int, session: SessionDep, principal: UserPrincipal) -> Response:
+    """Delete a template (jobs started from it stay)."""
+    assert principal.user_id is not None
+    template = await service.get_template(session=session, template_id=template_id, user_id=principal.user_id)
+    await service.delete_template(session=session, template=template)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/templates/{template_id}/jobs", response_model=JobRead, status_code=status.HTTP_201_CREATED, tags=["templates"]
+)
+async def create_job_from_template(
+    request: Request,
+    template_id: int,
+    body: TemplateJobCreate,
+    session: SessionDep,
+    principal: UserPrincipal,
+    peers: PeersDep,
+    fernet: FernetDep,
+    enqueue: EnqueueDep,
+) -> JobRead:
+    """Start a job with a template's parameters and new input files."""
+    assert principal.user_id is not None
+    template = await service.get_template(session=session, template_id=template_id, user_id=principal.user_id)
+    job, _ = await service.create_job(
+        session=session,
+        peers=peers,
+        fernet=fernet,
+        user_id=principal.user_id,
+        job_in=service.job_from_template(template, body),
+        min_poll_interval_s=request.app.state.settings.min_poll_interval_s,
+        poll_interval_override_s=request.app.state.settings.poll_interval_override_s,
+    )
+    job.template_id = template.id
+    await session.commit()
+    if job.status == states.QUEUED:
+        await enqueue("jobs.submit", [str(job.id)])
+    return job_read(job)

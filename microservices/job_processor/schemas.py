@@ -89,6 +89,7 @@ class JobRead(BaseModel):
     has_result_password: bool = False
     retry_of_id: uuid.UUID | None
     batch_id: uuid.UUID | None
+    template_id: int | None = None
     run_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -167,3 +168,52 @@ class BatchRead(BaseModel):
     created: int
     failed: int
     results: list[BatchItemResult]
+
+
+class TemplateCreate(BaseModel):
+    """A saved set of job parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    service_id: int = Field(ge=1)
+    reference_panel_id: int = Field(ge=1)
+    build: Build = "hg19"
+    phasing: bool = True
+    population: str | None = Field(default=None, max_length=50)
+    mode: Mode = "imputation"
+    r2_filter: float | None = Field(default=None, ge=0, le=1)
+
+
+class TemplateUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    service_id: int | None = Field(default=None, ge=1)
+    reference_panel_id: int | None = Field(default=None, ge=1)
+    build: Build | None = None
+    phasing: bool | None = None
+    population: str | None = Field(default=None, max_length=50)
+    mode: Mode | None = None
+    r2_filter: float | None = Field(default=None, ge=0, le=1)
+
+
+class TemplateRead(TemplateCreate):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TemplateJobCreate(BaseModel):
+    """A job from a template: what changes from one run to the next."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    input_file_ids: list[str] = Field(min_length=1, max_length=50)
+    run_at: datetime | None = None

@@ -25,9 +25,9 @@ from microservices.common.events import JOB_STATUS_UPDATED, emit, emit_sync
 from microservices.common.pagination import PageParams, paginate
 from microservices.job_processor import preflight, states
 from microservices.job_processor.crypto import decrypt, encrypt, new_result_password
-from microservices.job_processor.models import IdempotencyKey, Job, JobStatusHistory
+from microservices.job_processor.models import IdempotencyKey, Job, JobStatusHistory, JobTemplate
 from microservices.job_processor.peers import Peers
-from microservices.job_processor.schemas import JobCreate
+from microservices.job_processor.schemas import JobCreate, TemplateCreate, TemplateJobCreate, TemplateUpdate
 
 PRODUCER = "job_processor"
 
@@ -444,3 +444,69 @@ async def create_batch(
         except AppError as exc:
             outcomes.append(BatchOutcome(index=index, error=exc))
     return batch_id, outcomes
+
+
+# --- templates ------------------------------------------------------------------------------------------------------
+
+
+class TemplateNotFound(NotFound):
+    code = "template_not_found"
+
+
+async def create_template(*, session: AsyncSession, user_id: int, template_in: TemplateCreate) -> JobTemplate:
+    """Save a parameter set under a name unique to the user."""
+    template = JobTemplate(user_id=user_id, **template_in.model_dump())
+    try:
+        async with session.begin_nested():
+            session.add(template)
+    except IntegrityError as exc:
+        raise Conflict(f"You already have a template named '{template_in.name}'.", code="template_exists") from exc
+    return template
+
+
+async def list_templates(*, session: AsyncSession, user_id: int, params: PageParams) -> tuple[list[JobTemplate], int]:
+    """The user's templates, by name."""
+    statement = select(JobTemplate).where(JobTemplate.user_id == user_id).order_by(JobTemplate.name)
+    return await paginate(session, statement, params)
+
+
+async def get_template(*, session: AsyncSession, template_id: int, user_id: int) -> JobTemplate:
+    """One of the user's templates (another user's is not found)."""
+    template = await session.get(JobTemplate, template_id)
+    if template is None or template.user_id != user_id:
+        raise TemplateNotFound(f"There is no template {template_id}.")
+    return template
+
+
+async def update_template(*, session: AsyncSession, template: JobTemplate, changes: TemplateUpdate) -> JobTemplate:
+    """Change some of a template's fields."""
+    for key, value in changes.model_dump(exclude_unset=True).items():
+        setattr(template, key, value)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"You already have a template named '{template.name}'.", code="template_exists") from exc
+    return template
+
+
+async def delete_template(*, session: AsyncSession, template: JobTemplate) -> None:
+    await session.delete(template)
+    await session.flush()
+
+
+def job_from_template(template: JobTemplate, job_in: TemplateJobCreate) -> JobCreate:
+    """The create request of a job started from a template."""
+    return JobCreate(
+        name=job_in.name or template.name,
+        description=template.description,
+        service_id=template.service_id,
+        reference_panel_id=template.reference_panel_id,
+        build=template.build,
+        phasing=template.phasing,
+        population=template.population,
+        mode=template.mode,
+        r2_filter=template.r2_filter,
+        input_file_ids=job_in.input_file_ids,
+        run_at=job_in.run_at,
+    )

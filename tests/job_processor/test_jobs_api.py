@@ -408,3 +408,26 @@ async def test_batch_where_every_item_fails_is_422_with_each_reason(api: Api) ->
     assert body["error"] == "batch_refused"
     assert [r["error"] for r in body["results"]] == ["panel_inactive", "unknown_input_file"]
     assert (await api.client.get("/jobs", headers=api.headers())).json()["total"] == 0
+
+
+async def test_templates_save_parameters_and_start_jobs(api: Api) -> None:
+    h = api.headers()
+    body = {"name": "chr20 EUR", "service_id": 1, "reference_panel_id": 11, "population": "eur", "r2_filter": 0.3}
+    created = await api.client.post("/templates", json=body, headers=h)
+    assert created.status_code == 201, created.text
+    template = created.json()
+    assert (template["user_id"], template["build"], template["phasing"]) == (USER_ID, "hg19", True)
+    duplicate = await api.client.post("/templates", json=body, headers=h)
+    assert (duplicate.status_code, duplicate.json()["error"]) == (409, "template_exists")
+    patched = await api.client.patch(f"/templates/{template['id']}", json={"population": "afr"}, headers=h)
+    assert patched.json()["population"] == "afr"
+    listed = (await api.client.get("/templates", headers=h)).json()
+    assert [t["name"] for t in listed["items"]] == ["chr20 EUR"]
+    assert (await api.client.get(f"/templates/{template['id']}", headers=api.headers(OTHER_USER_ID))).status_code == 404
+    job = await api.client.post(f"/templates/{template['id']}/jobs", json={"input_file_ids": ["f1"]}, headers=h)
+    assert job.status_code == 201, job.text
+    assert (job.json()["name"], job.json()["population"], job.json()["r2_filter"]) == ("chr20 EUR", "afr", 0.3)
+    assert job.json()["template_id"] == template["id"]
+    assert api.enqueued == [("jobs.submit", [job.json()["id"]])]
+    assert (await api.client.delete(f"/templates/{template['id']}", headers=h)).status_code == 204
+    assert (await api.client.get(f"/templates/{template['id']}", headers=h)).status_code == 404
