@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +157,7 @@ def main() -> int:
         print(f"gateway without a token answers {without_token}; with one, 200 (JWT checked, rate limit counted)")
 
         # Warm-up: connection pools, JIT-less Python caches, the JWKS fetch.
-        for name, url in urls.items():
+        for url in urls.values():
             wrk(url, concurrency=50, duration_s=1, headers=auth)
 
         results: dict[tuple[str, int], list[Run]] = {(t, c): [] for t in TARGETS for c in CONCURRENCIES}
