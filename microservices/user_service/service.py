@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography.fernet import MultiFernet
 from passlib.context import CryptContext
-from sqlalchemy import Select, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -440,11 +440,10 @@ async def list_users(
     """Users by id, filtered by a search over names and e-mail, a role, or activity."""
     statement = select(User).order_by(User.id)
     if search:
-        pattern = f"%{search.strip().lower()}%"
         statement = statement.where(
             or_(
                 *(
-                    func.lower(column).like(pattern, escape="\\")
+                    func.lower(column).contains(search.strip().lower(), autoescape=True)
                     for column in (User.username, User.email, User.first_name, User.last_name)
                 )
             )
@@ -1110,6 +1109,15 @@ async def remove_member(*, session: AsyncSession, actor: Actor, group: Group, us
     )
 
 
+def _grantee(user: User | None, group: Group | None) -> tuple[ColumnElement[bool], str, int]:
+    """The grants' filter for a user or a group, and how the audit log names the grantee."""
+    if user is not None:
+        return ServicePermission.user_id == user.id, "user", user.id
+    if group is not None:
+        return ServicePermission.group_id == group.id, "group", group.id
+    raise ValueError("a grant needs a user or a group")
+
+
 async def grant_service(
     *,
     session: AsyncSession,
@@ -1119,11 +1127,7 @@ async def grant_service(
     group: Group | None = None,
 ) -> tuple[ServicePermission, bool]:
     """Grant a user or a group the use of a service (or change the quota); the grant, and whether it is new."""
-    grantee = (
-        ServicePermission.user_id == user.id
-        if user is not None
-        else ServicePermission.group_id == (group.id if group else 0)
-    )
+    grantee, target_type, target_id = _grantee(user, group)
     grant = await session.scalar(
         select(ServicePermission).where(ServicePermission.service_id == grant_in.service_id, grantee)
     )
@@ -1142,8 +1146,8 @@ async def grant_service(
         session=session,
         actor=actor,
         action="permission.grant",
-        target_type="user" if user is not None else "group",
-        target_id=user.id if user is not None else (group.id if group else None),
+        target_type=target_type,
+        target_id=target_id,
         details={"service_id": grant_in.service_id, "monthly_quota": grant_in.monthly_quota},
     )
     return grant, created
@@ -1153,11 +1157,7 @@ async def revoke_service(
     *, session: AsyncSession, actor: Actor, service_id: int, user: User | None = None, group: Group | None = None
 ) -> None:
     """Take back a grant; 404 when there is none."""
-    grantee = (
-        ServicePermission.user_id == user.id
-        if user is not None
-        else ServicePermission.group_id == (group.id if group else 0)
-    )
+    grantee, target_type, target_id = _grantee(user, group)
     result = await session.execute(delete(ServicePermission).where(ServicePermission.service_id == service_id, grantee))
     if not getattr(result, "rowcount", 0):
         raise NotFound(f"There is no grant of service {service_id} to remove.", code="grant_not_found")
@@ -1165,8 +1165,8 @@ async def revoke_service(
         session=session,
         actor=actor,
         action="permission.revoke",
-        target_type="user" if user is not None else "group",
-        target_id=user.id if user is not None else (group.id if group else None),
+        target_type=target_type,
+        target_id=target_id,
         details={"service_id": service_id},
     )
 
@@ -1261,12 +1261,14 @@ async def store_credential(
     return credential
 
 
-async def list_credentials(*, session: AsyncSession, user_id: int) -> list[ServiceCredential]:
+async def list_credentials(
+    *, session: AsyncSession, user_id: int, params: PageParams
+) -> tuple[list[ServiceCredential], int]:
     """The user's stored credentials, by service."""
-    rows = await session.scalars(
+    statement: Select[Any] = (
         select(ServiceCredential).where(ServiceCredential.user_id == user_id).order_by(ServiceCredential.service_id)
     )
-    return list(rows)
+    return await paginate(session, statement, params)
 
 
 async def delete_credential(*, session: AsyncSession, actor: Actor, user_id: int, service_id: int) -> None:

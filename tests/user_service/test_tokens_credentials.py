@@ -111,7 +111,8 @@ async def test_credentials_are_stored_encrypted_and_never_echoed(app, client):
     listed = await client.get("/users/me/service-credentials", headers=headers)
     assert listed.status_code == 200
     assert "wes-bearer" not in listed.text
-    assert [(c["service_id"], c["expires_soon"], c["warning"]) for c in listed.json()] == [
+    assert listed.json()["total"] == 2
+    assert [(c["service_id"], c["expires_soon"], c["warning"]) for c in listed.json()["items"]] == [
         (2, False, None),
         (4, True, "This token expires in 3 days; renew it soon."),
     ]
@@ -122,7 +123,7 @@ async def test_credentials_are_stored_encrypted_and_never_echoed(app, client):
         json={"service_id": 4, "token": "mich-new", "expires_at": far.isoformat()},
         headers=headers,
     )
-    listed = (await client.get("/users/me/service-credentials", headers=headers)).json()
+    listed = (await client.get("/users/me/service-credentials", headers=headers)).json()["items"]
     assert [(c["service_id"], c["expires_soon"]) for c in listed] == [(2, False), (4, False)]
 
     internal = await client.get(f"/internal/users/{user.id}/credentials/4", headers=await service_headers(client))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from microservices.common.db import SessionDep
+from microservices.common.pagination import Page, PageParamsDep
 from microservices.user_service import schemas, service
 from microservices.user_service.dependencies import ActorDep, CurrentUser, FernetDep, SettingsDep
 
@@ -27,15 +28,21 @@ async def store_credential(
     return service.describe_credential(credential=credential, warning_days=settings.credential_warning_days)
 
 
-@router.get("", response_model=list[schemas.CredentialRead])
+@router.get("", response_model=Page[schemas.CredentialRead])
 async def list_credentials(
-    user: CurrentUser, session: SessionDep, settings: SettingsDep
-) -> list[schemas.CredentialRead]:
+    user: CurrentUser, session: SessionDep, settings: SettingsDep, params: PageParamsDep
+) -> Page[schemas.CredentialRead]:
     """Which services the caller has a token stored for, with expiry and a warning within a week of it."""
-    credentials = await service.list_credentials(session=session, user_id=user.id)
-    return [
-        service.describe_credential(credential=c, warning_days=settings.credential_warning_days) for c in credentials
-    ]
+    credentials, total = await service.list_credentials(session=session, user_id=user.id, params=params)
+    return Page[schemas.CredentialRead](
+        items=[
+            service.describe_credential(credential=c, warning_days=settings.credential_warning_days)
+            for c in credentials
+        ],
+        total=total,
+        page=params.page,
+        page_size=params.page_size,
+    )
 
 
 @router.delete("/{service_id}", status_code=status.HTTP_204_NO_CONTENT)
