@@ -120,7 +120,7 @@ async def list_job_files(
 async def run_cleanup(session: SessionDep, storage: StorageDep, settings: SettingsDep) -> CleanupRead:
     """Run retention now: expire due files (bytes deleted, metadata kept) and remove abandoned uploads."""
     expired, swept = await service.run_retention(session=session, storage=storage, settings=settings)
-    return CleanupRead(expired=len(expired), file_ids=expired, incomplete_uploads_removed=swept)
+    return CleanupRead(expired=len(expired), file_ids=expired, leftovers_removed=swept)
 
 
 @router.get("/files/{file_id}", response_model=FileRead)

@@ -64,4 +64,4 @@ class CleanupRead(BaseModel):
 
     expired: int
     file_ids: list[uuid.UUID]
-    incomplete_uploads_removed: int
+    leftovers_removed: int

@@ -283,12 +283,32 @@ def check_signature(
         raise InvalidSignature("The download link has expired; ask for a new one.", code="link_expired")
 
 
+async def remove_orphans(*, session: AsyncSession, storage: Storage, older_than_s: float) -> int:
+    """Remove stored bytes that no file record names (an upload whose transaction failed after its rename)."""
+    keys = await storage.keys(older_than_s=older_than_s)
+    removed = 0
+    for start in range(0, len(keys), 1000):
+        batch = keys[start : start + 1000]
+        known = set(
+            (await session.scalars(select(StoredFile.storage_key).where(StoredFile.storage_key.in_(batch)))).all()
+        )
+        for key in batch:
+            if key not in known and await storage.delete(key):
+                logger.warning("removed orphan bytes %s (no file record)", key)
+                removed += 1
+    return removed
+
+
 async def run_retention(
     *, session: AsyncSession, storage: Storage, settings: Settings, now: datetime | None = None
 ) -> tuple[list[uuid.UUID], int]:
-    """One retention run: expire due files, and remove uploads abandoned mid-way; returns both counts' subjects."""
+    """One retention run: expire due files, remove uploads abandoned mid-way and bytes without a record.
+
+    Returns the ids of the files expired and how many leftovers were removed.
+    """
     expired = await expire_due_files(session=session, storage=storage, now=now)
     swept = await storage.sweep_incomplete(older_than_s=settings.stale_upload_after_s)
+    swept += await remove_orphans(session=session, storage=storage, older_than_s=settings.stale_upload_after_s)
     if expired or swept:
         logger.info("retention: %d files expired, %d abandoned uploads removed", len(expired), swept)
     return expired, swept

@@ -65,6 +65,10 @@ class Storage(abc.ABC):
     async def sweep_incomplete(self, *, older_than_s: float) -> int:
         """Remove writes abandoned longer than `older_than_s` ago (a process killed mid-upload)."""
 
+    @abc.abstractmethod
+    async def keys(self, *, older_than_s: float) -> list[str]:
+        """The keys of committed objects last written more than `older_than_s` ago."""
+
 
 def storage_key(file_id: uuid.UUID) -> str:
     """The key of a file's bytes, two hex digits of fan-out so no directory grows huge."""
@@ -166,6 +170,18 @@ class LocalStorage(Storage):
 
     async def exists(self, key: str) -> bool:
         return await anyio.to_thread.run_sync(self.path(key).is_file)
+
+    async def keys(self, *, older_than_s: float) -> list[str]:
+        def listing() -> list[str]:
+            cutoff = time.time() - older_than_s
+            found = []
+            for path in self.root.glob("[0-9a-f][0-9a-f]/*"):
+                with contextlib.suppress(FileNotFoundError):
+                    if path.is_file() and path.stat().st_mtime < cutoff:
+                        found.append(f"{path.parent.name}/{path.name}")
+            return found
+
+        return await anyio.to_thread.run_sync(listing)
 
     async def sweep_incomplete(self, *, older_than_s: float) -> int:
         def sweep() -> int:

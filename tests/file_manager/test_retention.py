@@ -25,7 +25,7 @@ async def test_cleanup_expires_due_result_files_and_keeps_their_metadata(fm):
     assert (await fm.client.post("/files/cleanup", headers=fm.user(1))).status_code == 403
     response = await fm.client.post("/files/cleanup", headers=fm.service())
     assert response.status_code == 200
-    assert response.json() == {"expired": 1, "file_ids": [due["id"]], "incomplete_uploads_removed": 0}
+    assert response.json() == {"expired": 1, "file_ids": [due["id"]], "leftovers_removed": 0}
 
     assert len(fm.stored_files()) == 2
     body = (await fm.client.get(f"/files/{due['id']}", headers=fm.user(1))).json()
@@ -49,13 +49,24 @@ async def test_cleanup_expires_due_result_files_and_keeps_their_metadata(fm):
     assert (await fm.client.post("/files/cleanup", headers=fm.admin())).json()["expired"] == 0
 
 
-async def test_retention_removes_abandoned_uploads_but_not_fresh_ones(fm):
-    incoming = fm.settings.storage_dir / ".incoming"
+async def test_retention_removes_abandoned_uploads_and_orphan_bytes_but_nothing_recent_or_recorded(fm):
+    recorded = (await fm.upload(TINY, headers=fm.user(1))).json()
+    root = fm.settings.storage_dir
+    incoming = root / ".incoming"
     stale, fresh = incoming / "stale.part", incoming / "fresh.part"
     stale.write_bytes(b"half an upload")
     fresh.write_bytes(b"an upload in progress")
+    orphan = root / "ab" / ("ab" + "0" * 30)
+    orphan.parent.mkdir()
+    orphan.write_bytes(b"bytes whose record was never committed")
     old = time.time() - fm.settings.stale_upload_after_s - 60
-    os.utime(stale, (old, old))
-    expired, swept = await service.run_retention(session=fm.session, storage=fm.app.state.storage, settings=fm.settings)
-    assert (expired, swept) == ([], 1)
+    recorded_path = root / recorded["id"].replace("-", "")[:2] / recorded["id"].replace("-", "")
+    for path in (stale, orphan, recorded_path):
+        os.utime(path, (old, old))
+    expired, removed = await service.run_retention(
+        session=fm.session, storage=fm.app.state.storage, settings=fm.settings
+    )
+    assert (expired, removed) == ([], 2)
     assert sorted(p.name for p in incoming.iterdir()) == ["fresh.part"]
+    assert not orphan.exists()
+    assert recorded_path.read_bytes() == TINY.read_bytes()
