@@ -267,7 +267,10 @@ def submit_job(job_id: str) -> str:
             job = _load(session, job_id, lock=True)
             if job is None or job.status not in (states.QUEUED, states.SUBMITTING) or job.remote_job_id:
                 return "nothing to do"
-            if job.status == states.QUEUED:
+            # A job still queued was never sent (it is marked submitting, and committed, before any remote call);
+            # only one found submitting may exist remotely already and must be looked for there first.
+            recovering = job.status == states.SUBMITTING
+            if not recovering:
                 where = job.service_name or f"service {job.service_id}"
                 service.set_status_sync(
                     session=session, job=job, new_status=states.SUBMITTING, message=f"Submitting to {where}."
@@ -279,7 +282,7 @@ def submit_job(job_id: str) -> str:
             session.commit()
 
         async def work(adapter: Adapter, peers: Peers) -> tuple[str, bool]:
-            found = await adapter.find(view.id)
+            found = await adapter.find(view.id) if recovering else None
             if found is not None:
                 return found, False
             return await adapter.submit(view.submission), True

@@ -186,7 +186,7 @@ def test_remote_outage_backs_off_with_a_reason_then_recovers(world: World) -> No
     assert job.status == states.SUBMITTING
     assert job.failures == 1
     assert job.status_message == (
-        "Could not submit the job on Michigan (Michigan job list: the server answered HTTP 503: This functionality "
+        "Could not submit the job on Michigan (Michigan server info: the server answered HTTP 503: This functionality "
         "is currently under maintenance.); retrying in 0 s."
     )
     assert processing.submit_job(job_id) == "failed"
@@ -206,7 +206,7 @@ def test_remote_outage_past_the_deadline_fails_the_job_in_plain_words(world: Wor
     job = world.job(job_id)
     assert job.status == states.FAILED
     assert job.error_message is not None
-    assert job.error_message.startswith("Gave up: could not submit the job on Michigan for 0 s (Michigan job list:")
+    assert job.error_message.startswith("Gave up: could not submit the job on Michigan for 0 s (Michigan server info:")
 
 
 def test_a_late_failure_fails_the_job_with_the_servers_message(world: World) -> None:
@@ -237,8 +237,8 @@ def test_bad_token_fails_the_job_saying_so(world: World) -> None:
     job = world.job(job_id)
     assert job.status == states.FAILED
     assert job.error_message == (
-        "Failed to submit the job: Michigan job list: the server refused our credentials (HTTP 401); check the API "
-        "token stored for this service."
+        "Failed to submit the job: the Michigan server did not accept the API token (it answers as to an anonymous "
+        "visitor); check the token stored for this service."
     )
 
 

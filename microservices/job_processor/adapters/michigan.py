@@ -63,7 +63,10 @@ class MichiganAdapter(Adapter):
             )
         body = (await self.request("GET", "/api/v2/server", what="Michigan server info")).json()
         if body.get("loggedIn") is False:
-            raise PermanentRemoteError("The Michigan server did not accept the API token (not logged in).")
+            raise PermanentRemoteError(
+                "the Michigan server did not accept the API token (it answers as to an anonymous visitor); check the "
+                "token stored for this service"
+            )
         apps = [str(a.get("id", "")) for a in body.get("apps") or []]
         for wanted in IMPUTATION_APPS:
             for app in apps:
