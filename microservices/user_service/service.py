@@ -103,7 +103,7 @@ class Actor:
 
 
 @dataclass(frozen=True)
-class Session:
+class IssuedSession:
     """What a login or a refresh gives: the user, an access token and a refresh token."""
 
     user: User
@@ -273,7 +273,7 @@ async def _start_session(
     settings: Settings,
     user: User,
     family_id: str | None = None,
-) -> Session:
+) -> IssuedSession:
     family = family_id or uuid.uuid4().hex
     refresh = new_refresh_token()
     session.add(
@@ -286,7 +286,7 @@ async def _start_session(
     )
     await session.flush()
     access = await issue_access_token(redis=redis, signer=signer, settings=settings, user=user, session_id=family)
-    return Session(user=user, access=access, refresh_token=refresh)
+    return IssuedSession(user=user, access=access, refresh_token=refresh)
 
 
 async def _revoke_refresh_tokens(*, session: AsyncSession, user_id: int, family_id: str | None = None) -> int:
@@ -616,7 +616,7 @@ async def login(
     actor: Actor,
     login_name: str,
     password: str,
-) -> Session:
+) -> IssuedSession:
     """Check the credentials (throttled per account and address) and start a session."""
     user = await find_user_by_login(session=session, login=login_name)
     account = f"user:{user.id}" if user is not None else f"name:{login_name.strip().lower()}"
@@ -677,7 +677,7 @@ async def login(
 
 async def refresh(
     *, session: AsyncSession, redis: Any, signer: TokenSigner, settings: Settings, actor: Actor, refresh_token: str
-) -> Session:
+) -> IssuedSession:
     """Rotate a refresh token; presenting one already used revokes its whole family."""
     row = await session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == hash_secret(refresh_token)).with_for_update()
@@ -766,7 +766,7 @@ async def change_password(
     user: User,
     current_password: str,
     new_password: str,
-) -> Session:
+) -> IssuedSession:
     """Change the password, end every other session and token, and start a fresh session."""
     if not await verify_password(passwords=passwords, password=current_password, password_hash=user.password_hash):
         await record_audit(

@@ -421,3 +421,27 @@ async def test_jwks_publishes_the_signing_key_and_tokens_verify_with_it(app, cli
     )
     verifier.set_jwks(response.json())
     assert (await verifier.verify(token)).username == "verified"
+
+
+async def test_a_refused_login_is_audited_even_though_the_request_fails(databases, settings, redis):
+    """Outside the rolled-back test transaction: the failure's audit entry is really committed."""
+    from sqlalchemy import delete
+
+    from microservices.user_service.main import build_app
+    from tests.harness import app_client
+
+    app = build_app(settings)
+    marker = f"ghost-{time.time_ns()}"
+    async with app_client(app, rollback=False) as client:
+        response = await client.post("/auth/login", json={"username": marker, "password": "wrong password"})
+        assert response.status_code == 401
+        async with app.state.database.sessionmaker() as session, session.begin():
+            entries = (
+                await session.scalars(select(AuditEntry).where(AuditEntry.details["username"].astext == marker))
+            ).all()
+            assert [(e.action, e.success, e.details["reason"]) for e in entries] == [
+                ("auth.login_failed", False, "unknown_user")
+            ]
+            await session.execute(delete(AuditEntry).where(AuditEntry.id == entries[0].id))
+            await session.execute(delete(outbox).where(outbox.c.payload["audit_id"].astext == str(entries[0].id)))
+    await redis.delete(f"login:failures:account:name:{marker}")

@@ -24,7 +24,7 @@ from microservices.user_service.dependencies import (
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _token_pair(started: service.Session) -> schemas.TokenPair:
+def _token_pair(started: service.IssuedSession) -> schemas.TokenPair:
     return schemas.TokenPair(
         access_token=started.access.token,
         refresh_token=started.refresh_token,
