@@ -234,6 +234,8 @@ class Platform:
             "BOOTSTRAP_ADMIN_USERNAME": "admin",
             "BOOTSTRAP_ADMIN_EMAIL": "admin@example.org",
             "BOOTSTRAP_ADMIN_PASSWORD": f"admin-{uuid.uuid4().hex}",
+            # Every test logs in from 127.0.0.1: wrong passwords of all tests together must not lock that address.
+            "USER_SERVICE_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
             # E-mail goes to the catcher; stale events are taken over and health is sampled quickly enough for tests.
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp.port),
