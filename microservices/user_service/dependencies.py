@@ -182,7 +182,15 @@ async def valid_group(group_id: int, principal: GrantManager, session: SessionDe
     return await service.require_group(session=session, group_id=group_id)
 
 
+async def permissions_user(user_id: int, principal: Caller, session: SessionDep) -> User:
+    """The user whose permissions are read: by himself, admins, service admins and services; 404 otherwise."""
+    if not (principal.is_service or principal.has_role("admin", "service_admin") or principal.user_id == user_id):
+        raise NotFound(f"There is no user {user_id}.", code="user_not_found")
+    return await service.require_user(session=session, user_id=user_id)
+
+
 VisibleUser = Annotated[User, Depends(visible_user)]
+PermissionsUser = Annotated[User, Depends(permissions_user)]
 AdminTargetUser = Annotated[User, Depends(admin_target_user)]
 GrantTargetUser = Annotated[User, Depends(grant_target_user)]
 ValidGroup = Annotated[Group, Depends(valid_group)]

@@ -62,6 +62,9 @@ async def test_effective_permissions_merge_user_and_group_grants(app, client):
 
     response = await client.get(f"/users/{user.id}/permissions", headers=await service_headers(client))
     assert response.status_code == 200
+    assert (await client.get(f"/users/{user.id}/permissions", headers=manager)).json() == response.json()
+    found = await client.get("/users", params={"search": "p-user"}, headers=manager)
+    assert [u["id"] for u in found.json()["items"]] == [user.id]
     assert response.json() == {
         "user_id": user.id,
         "roles": ["researcher"],

@@ -33,7 +33,7 @@ async def test_researchers_may_not_list_or_create_users(app, client):
     headers = await user_headers(app, client, "plain")
     listed = await client.get("/users", headers=headers)
     assert listed.status_code == 403
-    assert listed.json() == {"error": "forbidden", "detail": "This needs the admin role."}
+    assert listed.json() == {"error": "forbidden", "detail": "This needs the admin or service_admin role."}
     created = await client.post(
         "/users", json={"username": "x1x", "email": "x@example.org", "password": PASSWORD}, headers=headers
     )

@@ -14,8 +14,10 @@ from microservices.user_service.dependencies import (
     AdminCaller,
     AdminTargetUser,
     CurrentUser,
+    GrantManager,
     GrantTargetUser,
     PasswordsDep,
+    PermissionsUser,
     RedisDep,
     VisibleUser,
 )
@@ -40,14 +42,14 @@ async def update_me(
 
 @router.get("", response_model=Page[schemas.UserRead])
 async def list_users(
-    principal: AdminCaller,
+    principal: GrantManager,
     session: SessionDep,
     params: PageParamsDep,
     search: Annotated[str | None, Query(max_length=100, description="Part of a username, name or e-mail")] = None,
     role: Annotated[schemas.Role | None, Query()] = None,
     is_active: bool | None = None,
 ) -> Page[schemas.UserRead]:
-    """Every account, by id, with search and filters (admin)."""
+    """Every account, by id, with search and filters (admins; service admins, to grant services)."""
     users, total = await service.list_users(
         session=session, params=params, search=search, role=role, is_active=is_active
     )
@@ -119,8 +121,8 @@ async def activate_user(
 
 
 @router.get("/{user_id}/permissions", response_model=schemas.PermissionsRead)
-async def read_permissions(user: VisibleUser, session: SessionDep) -> schemas.PermissionsRead:
-    """The services the user may use, directly or through his groups (the user, admins, services)."""
+async def read_permissions(user: PermissionsUser, session: SessionDep) -> schemas.PermissionsRead:
+    """The services the user may use, directly or through his groups (the user, admins, service admins, services)."""
     return await service.effective_permissions(session=session, user=user)
 
 
