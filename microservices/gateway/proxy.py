@@ -109,8 +109,9 @@ class Gateway:
             await self.session.close()
             self.session = None
 
-    async def authenticate(self, scope: Scope, match: RouteMatch) -> Principal | None:
-        """The verified caller; None for an anonymous call to a public route. Raises Unauthorized otherwise."""
+    async def authenticate(self, scope: Scope, match: RouteMatch) -> tuple[Principal | None, bool]:
+        """The verified caller (None for an anonymous call to a public route), and whether its token's revocation
+        is still to be checked; raises Unauthorized for a call that needs a token and has no valid one."""
         authorization = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -120,48 +121,55 @@ class Gateway:
         token = token.strip()
         if scheme.lower() != b"bearer" or not token:
             if match.public:
-                return None
+                return None, False
             raise Unauthorized("Send a bearer token in the Authorization header.")
         try:
             return await self._verify(token.decode("latin-1"))
         except Unauthorized:
             # A stale token must not stop anyone from logging in again; the user service decides there.
             if match.public:
-                return None
+                return None, False
             raise
 
-    async def _verify(self, token: str) -> Principal:
-        """The token's principal; a JWT's signature is checked once, its revocation on every request."""
+    async def _verify(self, token: str) -> tuple[Principal, bool]:
+        """The token's principal. A JWT's signature is checked once and the result kept until it expires; for a
+        kept one, the revocation is left to be read together with the rate limit (True in the answer)."""
         assert self.verifier is not None
         now = time.time()
         cached = self._verified.get(token)
-        if cached is None or cached[0] <= now:
-            principal = await self.verifier.verify(token)
-            expires_at = float(principal.claims.get("exp", 0)) if token.count(".") == 2 else 0.0
-            if expires_at > now:
-                if len(self._verified) >= _MAX_VERIFIED:
-                    self._verified.clear()
-                self._verified[token] = (expires_at, principal)
-            return principal
-        principal = cached[1]
-        revoked = self.verifier.revocation_check
-        if revoked is not None and await revoked(principal):
-            raise Unauthorized("The token has been revoked.", code="token_revoked")
-        return principal
+        if cached is not None and cached[0] > now:
+            return cached[1], True
+        principal = await self.verifier.verify(token)
+        expires_at = float(principal.claims.get("exp", 0)) if token.count(".") == 2 else 0.0
+        if expires_at > now:
+            if len(self._verified) >= _MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[token] = (expires_at, principal)
+        return principal, False
+
+    async def _revoked(self, principal: Principal, decision: Decision | None) -> bool:
+        """Whether the user service revoked the caller's tokens after this one was issued."""
+        if decision is not None:
+            return decision.revokes(principal)
+        assert self.verifier is not None
+        check = self.verifier.revocation_check
+        return check is not None and await check(principal)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, match: RouteMatch) -> None:
         """Serve one proxied request, answering the platform's JSON errors for everything refused or failed."""
         decision: Decision | None = None
         try:
-            principal = await self.authenticate(scope, match)
+            principal, revocation_pending = await self.authenticate(scope, match)
             if self.limiter is not None:
                 client = scope.get("client")
                 decision = await self.limiter.check(principal=principal, client_address=client[0] if client else "-")
-                if decision is not None and not decision.allowed:
-                    raise RateLimited(
-                        f"Too many requests: the limit is {decision.limit} per {self.settings.rate_limit_window_s} s.",
-                        retry_after_s=decision.reset_s,
-                    )
+            if principal is not None and revocation_pending and await self._revoked(principal, decision):
+                raise Unauthorized("The token has been revoked.", code="token_revoked")
+            if decision is not None and not decision.allowed:
+                raise RateLimited(
+                    f"Too many requests: the limit is {decision.limit} per {self.settings.rate_limit_window_s} s.",
+                    retry_after_s=decision.reset_s,
+                )
             breaker = self.breakers[match.service]
             if not breaker.allow():
                 raise ServiceUnavailable(

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from microservices.common.auth import Principal
-from microservices.common.redis import GATEWAY_DB, make_redis
+from microservices.common.redis import CACHE_DB, GATEWAY_DB, make_redis
 from microservices.common.settings import ServiceSettings
 from microservices.gateway.ratelimit import RateLimiter
 
@@ -100,3 +100,20 @@ async def test_redis_down_fails_open_and_backs_off(caplog):
     assert await rl.check(principal=user(), client_address="-") is None
     assert caplog.text == ""
     await down.aclose()
+
+
+async def test_the_same_round_trip_reads_when_the_callers_tokens_were_revoked(redis, infra):
+    cache = make_redis(ServiceSettings(redis_url=infra.redis_url).redis_db_url(CACHE_DB))
+    rl = limiter(redis)
+    dave = Principal(subject=uuid.uuid4().hex, username="dave", claims={"iat": 1000})
+    try:
+        assert (await rl.check(principal=dave, client_address="-")).revoked_before is None
+        await cache.set(f"auth:revoked_before:{dave.subject}", 1001, ex=60)
+        decision = await rl.check(principal=dave, client_address="-")
+    finally:
+        await cache.aclose()
+    assert decision.revoked_before == 1001
+    assert decision.revokes(dave) is True
+    assert decision.revokes(Principal(subject=dave.subject, username="dave", claims={"iat": 1001})) is False
+    # The counter stayed in the gateway's database: the script's SELECT did not move the connection.
+    assert (await rl.check(principal=dave, client_address="-")).remaining == 0
