@@ -60,6 +60,8 @@ class Settings(ServiceSettings):
     login_failure_window_s: int = 900
 
     credential_warning_days: int = 7
+    # The service accounts that may read a user's decrypted external credentials.
+    credential_reader_clients: list[str] = ["job_processor"]
     # Publish audit entries as `user.action.logged` events (the outbox relay runs in the lifespan).
     events_enabled: bool = True
 

@@ -128,9 +128,18 @@ async def require_service_account(principal: Caller) -> Principal:
     return principal
 
 
+async def require_credential_reader(principal: ServiceCaller, request: Request) -> Principal:
+    """Decrypted credentials go to the job processor only, which submits jobs with them."""
+    settings: Settings = request.app.state.settings
+    if principal.subject.removeprefix("service:") not in settings.credential_reader_clients:
+        raise Forbidden("Users' credentials are handed to the job processor only.")
+    return principal
+
+
 AdminCaller = Annotated[Principal, Depends(require_admin)]
 GrantManager = Annotated[Principal, Depends(require_grant_manager)]
 ServiceCaller = Annotated[Principal, Depends(require_service_account)]
+CredentialReader = Annotated[Principal, Depends(require_credential_reader)]
 
 
 def client_address(request: Request) -> str | None:

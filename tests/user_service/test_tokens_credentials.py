@@ -132,6 +132,14 @@ async def test_credentials_are_stored_encrypted_and_never_echoed(app, client):
     assert datetime.fromisoformat(internal.json()["expires_at"]) == far
     as_user = await client.get(f"/internal/users/{user.id}/credentials/4", headers=headers)
     assert as_user.status_code == 403
+    as_gateway = await client.get(
+        f"/internal/users/{user.id}/credentials/4", headers=await service_headers(client, "gateway")
+    )
+    assert as_gateway.status_code == 403
+    assert as_gateway.json() == {
+        "error": "forbidden",
+        "detail": "Users' credentials are handed to the job processor only.",
+    }
 
     assert (await client.delete("/users/me/service-credentials/4", headers=headers)).status_code == 204
     missing = await client.get(f"/internal/users/{user.id}/credentials/4", headers=await service_headers(client))

@@ -8,7 +8,14 @@ from fastapi import APIRouter
 
 from microservices.common.db import SessionDep
 from microservices.user_service import schemas, service
-from microservices.user_service.dependencies import ActorDep, FernetDep, ServiceCaller, SignerDep, VerifierDep
+from microservices.user_service.dependencies import (
+    ActorDep,
+    CredentialReader,
+    FernetDep,
+    ServiceCaller,
+    SignerDep,
+    VerifierDep,
+)
 
 router = APIRouter()
 
@@ -33,9 +40,9 @@ async def introspect(
     "/internal/users/{user_id}/credentials/{service_id}", response_model=schemas.InternalCredential, tags=["internal"]
 )
 async def reveal_credential(
-    user_id: int, service_id: int, principal: ServiceCaller, session: SessionDep, fernet: FernetDep, actor: ActorDep
+    user_id: int, service_id: int, principal: CredentialReader, session: SessionDep, fernet: FernetDep, actor: ActorDep
 ) -> schemas.InternalCredential:
-    """A user's decrypted token for an external service, for the job processor (service accounts only)."""
+    """A user's decrypted token for an external service, for the job processor's service account only."""
     return await service.reveal_credential(
         session=session, fernet=fernet, actor=actor, user_id=user_id, service_id=service_id
     )
