@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import ssl
 import tempfile
 import threading
 import time
@@ -28,6 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from sqlalchemy import Engine, and_, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -100,9 +102,19 @@ class SharedTokenProvider(ServiceTokenProvider):
         super().forget()
 
 
+@cache
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context per worker process: building one reads the CA bundle, about 60 ms, too much per task."""
+    return httpx.create_ssl_context()
+
+
 @contextlib.asynccontextmanager
 async def _peers(settings: Settings) -> Any:
-    async with make_http_client(settings) as http:
+    transport = httpx.AsyncHTTPTransport(
+        verify=ssl_context(),
+        limits=httpx.Limits(max_connections=settings.http_max_connections, max_keepalive_connections=20),
+    )
+    async with make_http_client(settings, transport=transport) as http:
         tokens = SharedTokenProvider(
             http=http,
             token_url=f"{settings.user_service_url.rstrip('/')}/auth/token",

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from microservices.job_processor.config import Settings
 from microservices.job_processor.peers import Peers
-from microservices.job_processor.processing import SharedTokenProvider
+from microservices.job_processor.processing import SharedTokenProvider, ssl_context
 from tests.job_processor.stubs import PeerStub
 
 
@@ -70,7 +70,7 @@ class RoutingTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
         self.routes = routes
-        self.network = httpx.AsyncHTTPTransport()
+        self.network = httpx.AsyncHTTPTransport(verify=ssl_context())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         key = f"{request.url.host}:{request.url.port}" if request.url.port else request.url.host
