@@ -152,3 +152,36 @@ def test_outputs_in_both_forms() -> None:
         ("imputed.vcf.gz.tbi", "https://n/o/imputed.vcf.gz.tbi", None),
         ("beagle.log", "https://n/o/beagle.log", None),
     ]
+
+
+async def test_dnastack_exchanges_its_client_registration_for_a_token() -> None:
+    import json
+
+    from microservices.job_processor.peers import Credential
+
+    seen: list[tuple[str, str | None, bytes]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get("authorization"), await request.aread()))
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "wallet-token", "token_type": "bearer"})
+        return httpx.Response(200, json={"run_id": "r1", "state": "RUNNING"})
+
+    registration = {"client_id": "c", "client_secret": "s", "token_url": "https://wallet.test/oauth/token"}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        adapter = make_adapter(
+            api_type="dnastack",
+            base_url="https://wes.test/ga4gh/wes/v1",
+            http=http,
+            credential=Credential(token=json.dumps(registration), source="service"),
+            files=LocalFiles({}),
+            settings=Settings(),
+        )
+        assert (await adapter.status("r1")).status == states.RUNNING
+        assert (await adapter.status("r1")).remote_state == "RUNNING"
+    assert [(path, auth) for path, auth, _ in seen] == [
+        ("/oauth/token", None),
+        ("/ga4gh/wes/v1/runs/r1/status", "Bearer wallet-token"),
+        ("/ga4gh/wes/v1/runs/r1/status", "Bearer wallet-token"),
+    ]
+    assert b"resource=https%3A%2F%2Fwes.test%2Fga4gh%2Fwes%2Fv1%2F" in seen[0][2]

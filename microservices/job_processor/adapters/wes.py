@@ -231,6 +231,54 @@ def _cwl_files(key: str, value: Any) -> list[RemoteOutput]:
 
 
 class DnastackAdapter(WesAdapter):
-    """DNAstack's WES: the same protocol, with the bearer token DNAstack's wallet issues for the service."""
+    """DNAstack's WES: the same protocol, authenticated with a token from DNAstack's wallet.
+
+    The stored credential is either a bearer token, used as it is, or a JSON client registration
+    `{"client_id", "client_secret", "token_url", "resource"?, "scope"?}` exchanged for an access token with the
+    OAuth2 client-credentials grant (the wallet scopes tokens to the WES URL, the `resource`).
+    """
 
     api_type: ClassVar[str] = "dnastack"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._access_token: str | None = None
+
+    def _registration(self) -> dict[str, Any] | None:
+        if self.credential is None or not self.credential.token.lstrip().startswith("{"):
+            return None
+        try:
+            registration = json.loads(self.credential.token)
+        except ValueError as exc:
+            raise PermanentRemoteError("the DNAstack credential is not valid JSON") from exc
+        missing = {"client_id", "client_secret", "token_url"} - set(registration)
+        if missing:
+            raise PermanentRemoteError(f"the DNAstack credential lacks {', '.join(sorted(missing))}")
+        return dict(registration)
+
+    async def _token(self) -> str | None:
+        registration = self._registration()
+        if registration is None:
+            return self.credential.token if self.credential else None
+        if self._access_token is None:
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": registration["client_id"],
+                "client_secret": registration["client_secret"],
+                "resource": registration.get("resource") or f"{self.base_url}/",
+            }
+            if registration.get("scope"):
+                form["scope"] = registration["scope"]
+            response = await super().request("POST", str(registration["token_url"]), what="DNAstack token", data=form)
+            self._access_token = str(response.json()["access_token"])
+        return self._access_token
+
+    def auth_headers(self) -> dict[str, str]:
+        if self._access_token:
+            return {"Authorization": f"Bearer {self._access_token}"}
+        return {} if self._registration() is not None else super().auth_headers()
+
+    async def request(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
+        if self._registration() is not None and self._access_token is None and what != "DNAstack token":
+            await self._token()
+        return await super().request(method, path, what=what, **kwargs)
