@@ -4,10 +4,12 @@ import uuid
 
 import httpx
 import pytest
+import redis
 from jose import jwt
 
 from microservices.common.auth import TokenVerifier
 from microservices.common.service_auth import ServiceTokenProvider
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +122,22 @@ async def test_a_personal_api_token_is_accepted_by_another_service_until_revoked
         forged = await http.get(files, headers={"Authorization": "Bearer fip_not-a-real-token"})
         assert forged.status_code == 401
         assert forged.json()["error"] == "invalid_token"
+
+
+async def test_logins_reach_the_event_bus_as_user_action_logged(platform):
+    events = redis.Redis.from_url(f"{platform.redis.url}/3", decode_responses=True)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            body = await admin_session(http, platform)
+
+        def login_event() -> dict | None:
+            for _, fields in events.xrange("events:user.action.logged"):
+                if fields["producer"] == "user_service" and '"action":"auth.login"' in fields["payload"]:
+                    return fields
+            return None
+
+        fields = wait_until(login_event, timeout_s=15)
+        assert fields["topic"] == "user.action.logged"
+        assert f'"user_id":{body["user"]["id"]}' in fields["payload"]
+    finally:
+        events.close()
