@@ -26,6 +26,9 @@ export default defineConfig({
     setupFiles: ['./src/test/setup.ts'],
     include: ['src/**/*.test.{ts,tsx}'],
     css: false,
+    // One jsdom and one MUI import per worker instead of per file: half the CPU time of the suite.
+    pool: 'threads',
+    isolate: false,
     testTimeout: 30000,
   },
 });

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +62,28 @@ def development_secrets() -> dict[str, str]:
     return values
 
 
+def build_frontend(env: dict[str, str]) -> Path | None:
+    """Builds frontend/dist when npm is here and the sources are newer; returns it when there is one to serve."""
+    frontend = ROOT / "frontend"
+    dist = frontend / "dist"
+    if not (frontend / "package.json").exists():
+        return None
+    sources = [frontend / name for name in ("index.html", "package-lock.json", "vite.config.ts")]
+    sources += [path for path in (frontend / "src").rglob("*") if path.is_file()]
+    newest = max((path.stat().st_mtime for path in sources if path.exists()), default=0.0)
+    built = dist / "index.html"
+    if shutil.which("npm") and (not built.exists() or built.stat().st_mtime < newest):
+        say("building the front end (npm run build)")
+        steps = [] if (frontend / "node_modules").exists() else [["npm", "ci", "--no-audit", "--no-fund"]]
+        for argv in [*steps, ["npm", "run", "build"]]:
+            result = subprocess.run(argv, env=env, cwd=frontend, capture_output=True, text=True)
+            if result.returncode != 0:
+                sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
+                say("the front end did not build; the API runs without it")
+                break
+    return dist if built.exists() else None
+
+
 def run_step(env: dict[str, str], *argv: str) -> None:
     result = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
@@ -112,6 +135,11 @@ def main() -> int:
     env.setdefault("BOOTSTRAP_ADMIN_EMAIL", "admin@localhost")
     env.setdefault("DJANGO_STATIC_ROOT", str(VAR / "static"))
 
+    # The gateway serves the built web UI at `/`, so the local run is the whole platform at one address.
+    frontend_dist = build_frontend(env)
+    if frontend_dist is not None:
+        env.setdefault("GATEWAY_FRONTEND_DIR", str(frontend_dist))
+
     supervisor = Supervisor(log_dir=LOG_DIR, env=env, cwd=ROOT)
     stopping = serving = False
 
@@ -138,6 +166,7 @@ def main() -> int:
         say(f"every component is healthy after {time.monotonic() - started:.1f} s")
         print(
             f"""
+  Web UI                   http://127.0.0.1:{ports["gateway"]}/{"" if frontend_dist else "  (not built: no npm)"}
   Platform (API gateway)   http://127.0.0.1:{ports["gateway"]}/api/docs
   Django admin             http://127.0.0.1:{ports["django"]}/admin/
   Health of everything     http://127.0.0.1:{ports["monitoring"]}/health/overall
