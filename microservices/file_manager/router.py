@@ -19,7 +19,7 @@ from microservices.file_manager import service
 from microservices.file_manager.dependencies import DownloadableFile, SettingsDep, StorageDep, ValidFile
 from microservices.file_manager.models import StoredFile
 from microservices.file_manager.schemas import CleanupRead, FileRead, SignedUrlCreate, SignedUrlRead
-from microservices.file_manager.storage import storage_key
+from microservices.file_manager.storage import Storage, storage_key
 from microservices.file_manager.upload import check_declared_length, multipart_boundary, receive_upload
 
 router = APIRouter(tags=["files"])
@@ -191,13 +191,10 @@ def _content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
 
 
-@router.get(
-    "/files/{file_id}/download",
-    response_class=StreamingResponse,
-    responses={206: {"description": "Partial content"}, 410: {"description": "Expired"}, 416: {"description": ""}},
-)
-async def download_file(request: Request, stored_file: DownloadableFile, storage: StorageDep) -> StreamingResponse:
-    """Stream a file's bytes (single-range requests honoured), with its checksums in the headers."""
+async def _prepare_download(
+    request: Request, stored_file: StoredFile, storage: Storage
+) -> tuple[int, tuple[int, int], dict[str, str]]:
+    """The status, byte range [start, end) and headers of a download."""
     if stored_file.status != "available":
         raise service.FileExpired(f"The bytes of {stored_file.filename} were removed when it expired.")
     if not await storage.exists(stored_file.storage_key):
@@ -209,6 +206,7 @@ async def download_file(request: Request, stored_file: DownloadableFile, storage
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Length": str(end - start),
+        "Content-Type": stored_file.content_type,
         "Content-Disposition": _content_disposition(stored_file.filename),
         "ETag": f'"{stored_file.sha256}"',
         # Of the whole file, also on a partial answer, so that a client can check what it reassembles.
@@ -219,9 +217,24 @@ async def download_file(request: Request, stored_file: DownloadableFile, storage
     }
     if byte_range is not None:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return (206 if byte_range is not None else 200), (start, end), headers
+
+
+@router.get(
+    "/files/{file_id}/download",
+    response_class=StreamingResponse,
+    responses={206: {"description": "Partial content"}, 410: {"description": "Expired"}, 416: {"description": ""}},
+)
+async def download_file(request: Request, stored_file: DownloadableFile, storage: StorageDep) -> StreamingResponse:
+    """Stream a file's bytes (single-range requests honoured), with its checksums in the headers."""
+    status_code, (start, end), headers = await _prepare_download(request, stored_file, storage)
     return StreamingResponse(
-        storage.read(stored_file.storage_key, start=start, end=end),
-        status_code=206 if byte_range is not None else 200,
-        media_type=stored_file.content_type,
-        headers=headers,
+        storage.read(stored_file.storage_key, start=start, end=end), status_code=status_code, headers=headers
     )
+
+
+@router.head("/files/{file_id}/download", include_in_schema=False)
+async def download_file_head(request: Request, stored_file: DownloadableFile, storage: StorageDep) -> Response:
+    """The headers of a download (size, checksums, range support), without its bytes."""
+    status_code, _, headers = await _prepare_download(request, stored_file, storage)
+    return Response(status_code=status_code, headers=headers)

@@ -174,3 +174,13 @@ async def test_a_service_may_sign_a_users_file_and_the_link_goes_to_the_public_u
         response = await fm.client.post(f"/files/{file_id}/signed-url", headers=fm.service())
         assert response.status_code == 200
         assert response.json()["url"].startswith(f"https://files.example.org/files/{file_id}/download?expires=")
+
+
+async def test_head_gives_the_download_headers_without_the_bytes(fm):
+    data = SMALL.read_bytes()
+    file_id = (await upload(fm, SMALL, headers=fm.user(1)))["id"]
+    response = await fm.client.head(f"/files/{file_id}/download", headers=fm.user(1))
+    assert (response.status_code, response.content) == (200, b"")
+    assert response.headers["content-length"] == "30148"
+    assert response.headers["x-checksum-sha256"] == hashlib.sha256(data).hexdigest()
+    assert (await fm.client.head(f"/files/{file_id}/download", headers=fm.user(2))).status_code == 404
