@@ -1,5 +1,6 @@
 """Identity over real HTTP: login at the user service, its JWKS verifying tokens elsewhere, instant lockout."""
 
+import json
 import uuid
 
 import httpx
@@ -132,12 +133,15 @@ async def test_logins_reach_the_event_bus_as_user_action_logged(platform):
 
         def login_event() -> dict | None:
             for _, fields in events.xrange("events:user.action.logged"):
-                if fields["producer"] == "user_service" and '"action":"auth.login"' in fields["payload"]:
-                    return fields
+                payload = json.loads(fields["payload"])
+                if fields["producer"] == "user_service" and payload["action"] == "auth.login":
+                    return {**fields, "payload": payload}
             return None
 
-        fields = wait_until(login_event, timeout_s=15)
-        assert fields["topic"] == "user.action.logged"
-        assert f'"user_id":{body["user"]["id"]}' in fields["payload"]
+        event = wait_until(login_event, timeout_s=15)
+        assert event["topic"] == "user.action.logged"
+        assert event["payload"]["user_id"] == body["user"]["id"]
+        assert event["payload"]["actor"] == "admin"
+        assert event["payload"]["success"] is True
     finally:
         events.close()
