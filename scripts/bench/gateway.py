@@ -100,6 +100,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--redis-url", help="a Redis to use instead of an embedded one started for the run")
+    parser.add_argument("--gateway-workers", type=int, default=1, help="uvicorn worker processes of the gateway")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average before the run {os.getloadavg()[0]:.2f}")
     for tool in ("wrk", "nginx"):
@@ -138,6 +139,7 @@ def main() -> int:
             # Rate limiting stays on (one Redis round trip per request), with a limit the run never reaches.
             "GATEWAY_RATE_LIMIT_DEFAULT": "1000000000",
             "GATEWAY_RATE_LIMIT_ENABLED": "true",
+            "GATEWAY_WORKERS": str(args.gateway_workers),
         }
         processes.append(
             start([sys.executable, "-m", "microservices.gateway"], env=gateway_env, log=tmp / "gateway.log")
