@@ -46,8 +46,9 @@ class FileManagerStub:
             content = await upload.read()
             if self.corrupt_uploads:
                 content = content[:-1]
-            record = {
-                "id": str(uuid.uuid4()),
+            file_id = str(uuid.uuid4())
+            record: dict[str, Any] = {
+                "id": file_id,
                 "filename": upload.filename,
                 "size_bytes": len(content),
                 "sha256": hashlib.sha256(content).hexdigest(),
@@ -57,7 +58,7 @@ class FileManagerStub:
                 "purpose": str(form["purpose"]),
                 "content": content,
             }
-            self.results[record["id"]] = record
+            self.results[file_id] = record
             return JSONResponse({k: v for k, v in record.items() if k != "content"}, status_code=201)
 
         return Starlette(
