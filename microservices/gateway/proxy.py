@@ -50,7 +50,16 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-_DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {b"host", b"content-length"}
+# The gateway answers `Expect: 100-continue` itself, and states the caller's address (as its own server resolved
+# it from trusted proxies only) instead of passing on whatever the caller claimed.
+_DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"expect",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+}
 # The gateway's server adds its own date and request id (the same the upstream saw); the upstream's server name
 # is nobody's business.
 _DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}

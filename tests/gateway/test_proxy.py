@@ -40,7 +40,7 @@ def auth(tokens: TokenFactory, **kwargs) -> dict[str, str]:
 
 
 async def test_a_request_reaches_its_owner_with_api_stripped_and_headers_passed(gateway, tokens):
-    headers = {**auth(tokens), "X-Request-ID": "req-123", "X-Custom": "kept"}
+    headers = {**auth(tokens), "X-Request-ID": "req-123", "X-Custom": "kept", "X-Forwarded-For": "6.6.6.6"}
     response = await gateway.get("/api/services/h3africa/health/?verbose=1&x=%20y", headers=headers)
     assert response.status_code == 200
     echoed = response.json()
