@@ -137,3 +137,13 @@ def test_a_key_from_a_one_line_env_value_is_read_with_its_escaped_line_breaks():
     one_line = pem.replace("\n", "\\n")
     signer = TokenSigner.from_settings(Settings(environment="production", jwt_private_key=SecretStr(one_line)))
     assert signer.kid == TokenSigner(pem.encode()).kid
+
+
+async def test_an_unusable_key_in_the_jwks_is_skipped_and_the_others_still_verify():
+    signer = TokenSigner(private_pem().encode())
+    verifier = TokenVerifier(
+        issuer="federated-imputation", audiences=["federated-imputation-api"], internal_audience="internal"
+    )
+    verifier.set_jwks({"keys": [{"kid": "broken", "kty": "RSA", "n": "!!", "e": "AQAB"}, signer.jwk]})
+    claims = {"sub": "8", "iss": "federated-imputation", "aud": "federated-imputation-api", "roles": []}
+    assert (await verifier.verify(signer.sign(claims, ttl_s=60).token)).subject == "8"
