@@ -412,6 +412,7 @@ async def test_jwks_publishes_the_signing_key_and_tokens_verify_with_it(app, cli
     response = await client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert response.json() == {"keys": [app.state.signer.jwk]}
+    assert response.headers["cache-control"] == "public, max-age=300"
     from microservices.common.auth import TokenVerifier
 
     verifier = TokenVerifier(

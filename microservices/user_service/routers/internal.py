@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from microservices.common.db import SessionDep
 from microservices.user_service import schemas, service
@@ -21,8 +21,10 @@ router = APIRouter()
 
 
 @router.get("/.well-known/jwks.json", tags=["auth"])
-async def jwks(signer: SignerDep) -> dict[str, Any]:
+async def jwks(signer: SignerDep, response: Response) -> dict[str, Any]:
     """The public keys access tokens are signed with (the current one first)."""
+    # Verifiers fetch again on an unknown key id anyway, so a few minutes of caching cost nothing at rotation.
+    response.headers["Cache-Control"] = "public, max-age=300"
     return signer.jwks
 
 
