@@ -216,10 +216,12 @@ async def notify(
             link=link,
             data=data or {},
             event_id=event_id,
+            # Set here rather than by the database, so that the push needs no extra round trip to read them.
+            is_read=False,
+            created_at=datetime.now(UTC),
         )
         session.add(notification)
         await session.flush()
-        await session.refresh(notification)
         created.notification = NotificationRead.model_validate(notification)
     if email:
         subject, body_text, body_html = render_email(
