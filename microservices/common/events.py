@@ -506,6 +506,8 @@ class EventConsumer:
         self.dead_lettered_total = 0
         self._groups_ready = False
         self._last_claim = 0.0
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
 
     async def ensure_groups(self) -> None:
         """Create the group on every stream it reads, from the start of the stream (idempotent)."""
@@ -691,21 +693,35 @@ class EventConsumer:
         while True:
             try:
                 await self.poll()
-                backoff = 0.0
+                backoff, self.failing_since, self.last_error = 0.0, None, None
             except asyncio.CancelledError:
                 raise
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):
+            except Exception as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     self._groups_ready = False
                     continue
+                if not isinstance(exc, ResponseError):
+                    self._groups_ready = False
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                if self.failing_since is None:
+                    self.failing_since = asyncio.get_running_loop().time()
                 backoff = min(5.0, max(0.2, backoff * 2))
                 logger.warning("event consumer %s: %s; retrying in %.1f s", self.group, exc, backoff)
                 await asyncio.sleep(backoff)
-            except Exception as exc:
-                self._groups_ready = False
-                backoff = min(5.0, max(0.2, backoff * 2))
-                logger.warning("event consumer %s: %s; retrying in %.1f s", self.group, exc, backoff)
-                await asyncio.sleep(backoff)
+
+
+def consumer_health_check(consumer: EventConsumer, *, max_failing_s: float = 30.0) -> HealthCheck:
+    """A non-critical check: a warning while the consumer has failed to read for longer than `max_failing_s`."""
+
+    async def probe() -> str | None:
+        if consumer.failing_since is None:
+            return None
+        failing_s = asyncio.get_running_loop().time() - consumer.failing_since
+        if failing_s < max_failing_s:
+            return None
+        return f"Events have not been read for {failing_s:.0f} s ({consumer.last_error})."
+
+    return HealthCheck("event_consumer", probe, critical=False)
 
 
 @contextlib.asynccontextmanager
@@ -723,6 +739,7 @@ async def run_event_consumer(
         **options,
     )
     app.state.event_consumer = consumer
+    app.state.health_checks.append(consumer_health_check(consumer))
     task = asyncio.create_task(consumer.run(), name=f"event-consumer-{group}")
     try:
         yield consumer

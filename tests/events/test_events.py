@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import uuid
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from microservices.common.events import (
     EventConsumer,
     OutboxRelay,
     after_commit,
+    consumer_health_check,
     emit,
     emit_sync,
     events_redis,
@@ -353,13 +355,19 @@ async def test_consumer_survives_redis_being_away(sessionmaker, redis, prefix, c
     task = asyncio.create_task(consumer.run())
     await asyncio.sleep(0.5)
     assert not task.done()
-    consumer.redis = redis
     event = make_event()
     await redis.xadd(f"{prefix}job.status.updated", event.to_fields())
+    await asyncio.sleep(0.3)
+    assert consumer.last_error.startswith("ConnectionError")
+    check = consumer_health_check(consumer, max_failing_s=0.1)
+    warning = await check.probe()
+    assert re.fullmatch(r"Events have not been read for \d+ s \(ConnectionError: .*\)\.", warning), warning
+    consumer.redis = redis
     deadline = asyncio.get_running_loop().time() + 10
     while consumer.handled_total < 1:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
+    assert await check.probe() is None
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await away.aclose()
