@@ -10,6 +10,8 @@ export const theme = createTheme({
     secondary: { main: '#6a1b9a' },
     success: { main: '#2e7d32' },
     error: { main: '#c62828' },
+    // MUI's default orange (#ed6c02) gives white text 3.1:1; this one passes AA.
+    warning: { main: '#a84300' },
   },
   ...(testing && { transitions: { create: () => 'none', duration: { enteringScreen: 0, leavingScreen: 0 } } }),
   components: {

@@ -7,6 +7,7 @@ import Drawer from '@mui/material/Drawer';
 import IconButton from '@mui/material/IconButton';
 import Link from '@mui/material/Link';
 import List from '@mui/material/List';
+import ListItem from '@mui/material/ListItem';
 import ListItemButton from '@mui/material/ListItemButton';
 import ListItemText from '@mui/material/ListItemText';
 import ListSubheader from '@mui/material/ListSubheader';
@@ -51,15 +52,17 @@ export function SkipLink() {
 
 function NavItem({ to, children, onClick }: { to: string; children: ReactNode; onClick: () => void }) {
   return (
-    <ListItemButton
-      component={NavLink}
-      to={to}
-      end={to === '/'}
-      onClick={onClick}
-      sx={{ '&.active': { bgcolor: 'action.selected', fontWeight: 600 } }}
-    >
-      <ListItemText primary={children} />
-    </ListItemButton>
+    <ListItem disablePadding>
+      <ListItemButton
+        component={NavLink}
+        to={to}
+        end={to === '/'}
+        onClick={onClick}
+        sx={{ '&.active': { bgcolor: 'action.selected', fontWeight: 600 } }}
+      >
+        <ListItemText primary={children} />
+      </ListItemButton>
+    </ListItem>
   );
 }
 
@@ -122,13 +125,15 @@ export function Layout() {
         <NavItem to="/settings" onClick={close}>Settings</NavItem>
       </List>
       {isAdmin && (
-        <List subheader={<ListSubheader component="div">Admin</ListSubheader>}>
+        <List subheader={<ListSubheader>Admin</ListSubheader>}>
           <NavItem to="/admin/users" onClick={close}>Users</NavItem>
           <NavItem to="/admin/audit" onClick={close}>Audit log</NavItem>
           <NavItem to="/admin/monitoring" onClick={close}>Monitoring</NavItem>
-          <ListItemButton component="a" href="/admin/">
-            <ListItemText primary="Services & panels (Django admin)" />
-          </ListItemButton>
+          <ListItem disablePadding>
+            <ListItemButton component="a" href="/admin/">
+              <ListItemText primary="Services & panels (Django admin)" />
+            </ListItemButton>
+          </ListItem>
         </List>
       )}
     </Box>
