@@ -12,6 +12,7 @@ from microservices.common.redis import GATEWAY_DB, make_redis
 from microservices.common.service_auth import ServiceTokenProvider
 from microservices.gateway.config import Settings
 from microservices.gateway.frontend import frontend_router
+from microservices.gateway.logbuffer import buffered_logging
 from microservices.gateway.proxy import Gateway, ProxyMiddleware, SecurityHeadersMiddleware
 from microservices.gateway.ratelimit import RateLimiter
 from microservices.gateway.router import router
@@ -48,7 +49,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         state.gateway = gateway
         state.openapi_cache = OpenAPICache()
         try:
-            yield
+            async with buffered_logging():
+                yield
         finally:
             await gateway.close()
             await limits_redis.aclose()
