@@ -147,3 +147,26 @@ async def test_an_unusable_key_in_the_jwks_is_skipped_and_the_others_still_verif
     verifier.set_jwks({"keys": [{"kid": "broken", "kty": "RSA", "n": "!!", "e": "AQAB"}, signer.jwk]})
     claims = {"sub": "8", "iss": "federated-imputation", "aud": "federated-imputation-api", "roles": []}
     assert (await verifier.verify(signer.sign(claims, ttl_s=60).token)).subject == "8"
+
+
+def test_the_service_process_refuses_to_start_in_production_without_a_key(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # Only what the process needs, so that no variable of the surrounding environment decides the outcome.
+    env = {
+        "PATH": os.environ["PATH"],
+        "ENVIRONMENT": "production",
+        "VAR_DIR": str(tmp_path),
+        "FERNET_KEY": Fernet.generate_key().decode(),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "microservices.user_service"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "user service: Set USER_SERVICE_JWT_PRIVATE_KEY or USER_SERVICE_JWT_PRIVATE_KEY_FILE: "
+        "production needs a signing key."
+    )
+    assert list(tmp_path.iterdir()) == []
