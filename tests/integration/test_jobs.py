@@ -259,6 +259,24 @@ def test_michigan_job_through_the_gateway(world: World, tmp_path: Path) -> None:
     assert "== Input Validation" in logs
 
 
+def test_legacy_multipart_form_through_the_gateway(world: World) -> None:
+    response = world.http.post(
+        f"{world.api}/jobs/",
+        data={"name": "legacy form", "service_id": str(world.michigan_service),
+              "reference_panel_id": str(world.michigan_panel), "build": "hg19", "phasing": "eagle",
+              "population": "eur"},
+        files={"input_file": ("chr20.target.vcf.gz", (SIM / "target.vcf.gz").read_bytes(), "application/gzip")},
+        headers=world.user,
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    job = response.json()
+    stored = world.http.get(f"{world.api}/files/{job['input_file_ids'][0]}", headers=world.user).json()
+    assert (stored["filename"], stored["owner_id"]) == ("chr20.target.vcf.gz", world.user_id)
+    assert stored["sha256"] == hashlib.sha256((SIM / "target.vcf.gz").read_bytes()).hexdigest()
+    assert stored["vcf"]["sample_count"] == 50
+    assert world.wait_status(job["id"], "completed", timeout_s=90)["phasing"] is True
+
+
 def test_wes_job_imputes_accurately_through_the_gateway(world: World, tmp_path: Path) -> None:
     created = world.submit(wes=True)
     assert created.status_code == 201, created.text
