@@ -664,6 +664,8 @@ async def login(
     if passwords.needs_update(user.password_hash):
         user.password_hash = await hash_password(passwords=passwords, password=password)
     user.last_login_at = _now()
+    # Expired refresh tokens prove nothing any more (reuse detection only needs live ones): drop the user's.
+    await session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id, RefreshToken.expires_at < _now()))
     started = await _start_session(session=session, redis=redis, signer=signer, settings=settings, user=user)
     await record_audit(
         session=session,

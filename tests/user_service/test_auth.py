@@ -283,6 +283,10 @@ async def test_unknown_and_expired_refresh_tokens_are_refused(app, client):
     expired = await client.post("/auth/refresh", json={"refresh_token": body["refresh_token"]})
     assert expired.status_code == 401
     assert expired.json()["error"] == "refresh_token_expired"
+    # The next login clears the user's expired refresh tokens away.
+    await login(client, "expiring")
+    remaining = await app.state.test_session.scalars(select(RefreshToken).where(RefreshToken.user_id == row.user_id))
+    assert [r.token_hash == hash_secret(body["refresh_token"]) for r in remaining] == [False]
 
 
 async def test_logout_ends_the_session_and_its_access_token(app, client):
