@@ -8,7 +8,7 @@ Uses the PostgreSQL of DATABASE_URL (databases of its own, dropped at the end) a
 1. Throughput: `--events` events emitted into an outbox (100 per transaction from one producer, and one per
    transaction from 20 concurrent producers), published by an OutboxRelay and handled by an EventConsumer (its
    processed-event bookkeeping included), all in this process; events per second from the first commit to the
-   last handled event.
+   last handled event; and, with the outbox filled first, the rate at which relay and consumer alone drain it.
 2. Push delay: a notification service started as a real process (uvicorn), `--clients` WebSocket clients
    connected, each as its own user; `--pushes` job-completed events, `--rate` a second, each committed to a
    producer's outbox for a random connected user; the delay from that commit to the push arriving at the
@@ -100,7 +100,9 @@ def make_database(server: str, name: str) -> URL:
     return make_url(server).set(database=name)
 
 
-async def throughput(url: URL, redis_url: str, *, events: int, per_transaction: int, producers: int) -> float:
+async def throughput(
+    url: URL, redis_url: str, *, events: int, per_transaction: int, producers: int, backlog: bool = False
+) -> float:
     """Events per second from the first commit to the last event handled by the consumer."""
     engine: AsyncEngine = create_async_engine(url.set(drivername="postgresql+asyncpg"), pool_size=10)
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
@@ -120,7 +122,9 @@ async def throughput(url: URL, redis_url: str, *, events: int, per_transaction: 
         redis=redis, sessionmaker=sessionmaker, group="bench", handlers={"job.status.updated": handler}, prefix=prefix
     )
     await consumer.ensure_groups()
-    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(consumer.run())]
+    tasks: list[asyncio.Task[None]] = []
+    if not backlog:
+        tasks = [asyncio.create_task(relay.run()), asyncio.create_task(consumer.run())]
     started = time.perf_counter()
     batches = [range(first, min(events, first + per_transaction)) for first in range(0, events, per_transaction)]
 
@@ -136,6 +140,10 @@ async def throughput(url: URL, redis_url: str, *, events: int, per_transaction: 
                     )
 
     await asyncio.gather(*(produce(batches[i::producers]) for i in range(producers)))
+    if backlog:
+        # The outbox is full before the relay starts: what the bus alone drains, without producers competing.
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(relay.run()), asyncio.create_task(consumer.run())]
     await asyncio.wait_for(done.wait(), timeout=600)
     elapsed = time.perf_counter() - started
     for task in tasks:
@@ -300,17 +308,23 @@ def main() -> int:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         print("Throughput: outbox -> relay -> Redis Stream -> consumer (one process)", flush=True)
-        for per_transaction, producers in ((100, 1), (1, 20)):
+        for per_transaction, producers, backlog in ((100, 1, False), (1, 20, False), (100, 1, True)):
             rate = asyncio.run(
                 throughput(
-                    producer_url, redis_url, events=args.events, per_transaction=per_transaction, producers=producers
+                    producer_url,
+                    redis_url,
+                    events=args.events,
+                    per_transaction=per_transaction,
+                    producers=producers,
+                    backlog=backlog,
                 )
             )
-            print(
-                f"  {args.events} events, {per_transaction:>3} per transaction, {producers:>2} producers: "
-                f"{rate:,.0f} events/s",
-                flush=True,
+            what = (
+                "a full outbox drained to the consumer"
+                if backlog
+                else f"{per_transaction:>3} per transaction, {producers:>2} producers"
             )
+            print(f"  {args.events} events, {what}: {rate:,.0f} events/s", flush=True)
 
         tokens = TokenFactory()
         jwks_port, port = free_port(), free_port()
