@@ -185,3 +185,40 @@ async def test_dnastack_exchanges_its_client_registration_for_a_token() -> None:
         ("/ga4gh/wes/v1/runs/r1/status", "Bearer wallet-token"),
     ]
     assert b"resource=https%3A%2F%2Fwes.test%2Fga4gh%2Fwes%2Fv1%2F" in seen[0][2]
+
+
+async def test_target_sent_as_a_signed_url_is_fetched_by_the_node(adapter: WesAdapter, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    served: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            body = (DATA / "target.vcf.gz").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/files/target/download?expires=1&signature=abc"
+
+    class SignedFiles(LocalFiles):
+        async def signed_url(self, file_id: str) -> str:
+            return url
+
+    adapter.files = SignedFiles({})
+    try:
+        run_id = await adapter.submit(submission(str(uuid.uuid4()), input_transfer="signed_url"))
+        assert await wait_for(adapter, run_id, {states.DOWNLOADING, states.FAILED}) == states.DOWNLOADING
+    finally:
+        server.shutdown()
+    assert served == ["/files/target/download?expires=1&signature=abc"]
+    assert "imputed.vcf.gz" in {o.name for o in await adapter.outputs(run_id)}
