@@ -1,5 +1,7 @@
 """The job processor's Celery app: `celery -A microservices.job_processor.worker worker|beat`."""
 
+import logging
+
 from celery import Celery
 
 from microservices.common.heartbeat import install_celery_heartbeat
@@ -7,6 +9,9 @@ from microservices.common.redis import CACHE_DB, CELERY_DB
 from microservices.job_processor.config import Settings
 
 settings = Settings()
+
+# httpx logs every URL at INFO; Michigan result links carry their secret (the download hash) in the path.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 app = Celery("job_processor", broker=settings.redis_db_url(CELERY_DB), backend=settings.redis_db_url(CELERY_DB))
 app.conf.update(
