@@ -164,7 +164,7 @@ async def test_component_unhealthy_longer_than_a_minute_opens_one_alert_and_one_
     await samples(session, "file_manager", ["healthy", "unhealthy", "unhealthy"], step_s=40)
     components = [health("file_manager", "unhealthy", error="RuntimeError: /health answered 503")]
     opened = await service.evaluate_alerts(
-        session=session, components=components, disk_percent=10, disk_path="/", min_jobs=5
+        session=session, components=components, disk_percent=10, disk_path="/", min_jobs=5, now=NOW
     )
     # Unhealthy for 40 s only: not yet.
     assert opened == []
