@@ -287,7 +287,17 @@ class Gateway:
             headers.extend(decision.headers())
         length = response.content_length
         if length is not None and length <= _SMALL_BODY:
-            body = await response.read()
+            # Nothing is sent yet, so a body that stalls or breaks off can still be answered with a JSON error.
+            label = SERVICE_LABELS[match.service]
+            try:
+                body = await response.read()
+            except TimeoutError as exc:
+                raise UpstreamTimeout(
+                    f"The {label} did not finish its answer within {self.settings.upstream_read_timeout_s:g} s.",
+                    extra={"service": match.service},
+                ) from exc
+            except aiohttp.ClientError as exc:
+                raise UpstreamError(f"The {label} broke off its answer.", extra={"service": match.service}) from exc
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return

@@ -176,6 +176,18 @@ async def test_a_slow_upstream_gives_504(infra, tokens, upstream_url):
     }
 
 
+async def test_an_upstream_that_stalls_after_its_headers_gives_504(infra, tokens, upstream_url):
+    settings = gateway_settings(upstream_url, upstream_read_timeout_s=0.3)
+    async with app_client(build_app(settings), tokens=tokens) as client:
+        response = await client.get("/api/jobs/stall?seconds=2", headers=auth(tokens))
+    assert response.status_code == 504
+    assert response.json() == {
+        "error": "upstream_timeout",
+        "detail": "The job processor did not finish its answer within 0.3 s.",
+        "service": "job_processor",
+    }
+
+
 async def test_the_rate_limit_refuses_with_429_and_its_headers(infra, tokens, upstream_url):
     settings = gateway_settings(upstream_url, rate_limit_default=2, rate_limit_window_s=120)
     async with app_client(build_app(settings), tokens=tokens) as client:

@@ -80,6 +80,14 @@ async def anything(request: Request) -> Response:
                 yield block
 
         return StreamingResponse(chunks(), media_type="application/octet-stream")
+    if path.endswith("/stall"):
+        delay = float(request.query_params.get("seconds", "5"))
+
+        async def stalled() -> AsyncIterator[bytes]:
+            await asyncio.sleep(delay)
+            yield b"0123456789"
+
+        return StreamingResponse(stalled(), headers={"content-length": "10"})
     if path.endswith("/slow"):
         await asyncio.sleep(float(request.query_params.get("seconds", "5")))
     if path.endswith("/redirect"):
