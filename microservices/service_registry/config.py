@@ -23,7 +23,8 @@ class Settings(ServiceSettings):
     # The Michigan TLS handshake was seen to take over 10 s from containers.
     health_connect_timeout_s: float = 30.0
     health_total_timeout_s: float = 45.0
-    health_max_concurrency: int = 100
+    # Dead services hold a slot for the whole timeout: 1000 services, 100 dead, need about 250 for a 3 s cycle.
+    health_max_concurrency: int = 250
     health_refresh_min_interval_s: float = 10.0
     health_deactivate_after_days: float = 30.0
     health_cache_prefix: str = "service_registry:health:"

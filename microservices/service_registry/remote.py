@@ -91,7 +91,9 @@ async def _get_json(
     headers: dict[str, str],
     client_timeout: aiohttp.ClientTimeout | None = None,
 ) -> tuple[int, Any]:
-    async with session.get(url, headers=headers, timeout=client_timeout, allow_redirects=True) as response:
+    # aiohttp reads `timeout=None` as "no timeout at all": leave the session's own unless one is given.
+    extra: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}
+    async with session.get(url, headers=headers, allow_redirects=True, **extra) as response:
         body: Any = None
         text = await response.text()
         try:

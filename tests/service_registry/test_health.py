@@ -223,3 +223,15 @@ async def test_background_checker_checks_a_new_service_within_a_tick(databases, 
                 assert service.last_checked_at is not None
         finally:
             await client.delete(f"/services/{created['id']}", headers=service_admin)
+
+
+async def test_a_server_that_never_answers_is_unhealthy_after_the_timeout(databases, tokens, michigan, service_admin):
+    base_url, fake = michigan
+    fake.down, fake.hang_s = "hang", 2.0
+    app = build_app(registry_settings(health_total_timeout_s=0.5, health_connect_timeout_s=0.5))
+    async with app_client(app, tokens=tokens) as client:
+        created = await create(client, service_admin, base_url=base_url)
+        health = (await client.get(f"/services/{created['id']}/health?refresh=true", headers=service_admin)).json()
+    fake.down = None
+    assert health["status"] == "unhealthy"
+    assert health["error_message"] == f"no answer from {base_url.removeprefix('http://')} within 0.5 s"
