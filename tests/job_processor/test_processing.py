@@ -293,3 +293,17 @@ def test_sweep_queues_scheduled_jobs_and_hands_out_due_polls(world: World) -> No
     assert world.job(future).status == states.PENDING
     assert world.job(not_due).next_poll_at == past + timedelta(hours=1)
     assert processing.sweep() == []  # claimed work is leased, not handed out twice
+
+
+def test_outage_while_running_is_waited_out(world: World) -> None:
+    job_id = world.make_job()
+    assert processing.submit_job(job_id) == "submitted"
+    world.fake.down = "maintenance"
+    assert processing.poll_job(job_id) == "failed"
+    job = world.job(job_id)
+    assert (job.status, job.failures) == (states.RUNNING, 1)
+    assert job.status_message is not None
+    assert job.status_message.startswith("Could not check the job on Michigan (Michigan job status: the server ")
+    world.fake.down = None
+    done = world.run_to_end(job_id)
+    assert (done.status, done.failures, done.failing_since) == (states.COMPLETED, 0, None)
