@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from alembic import command
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
@@ -231,6 +232,7 @@ class Platform:
             "VAR_DIR": str(ROOT / "var" / "test"),
             # Service accounts and the first admin, as scripts/run.py sets them for the local run.
             "INTERNAL_CLIENT_SECRET": os.environ.get("INTERNAL_CLIENT_SECRET") or f"platform-{uuid.uuid4().hex}",
+            "FERNET_KEY": os.environ.get("FERNET_KEY") or Fernet.generate_key().decode(),
             "BOOTSTRAP_ADMIN_USERNAME": "admin",
             "BOOTSTRAP_ADMIN_EMAIL": "admin@example.org",
             "BOOTSTRAP_ADMIN_PASSWORD": f"admin-{uuid.uuid4().hex}",
