@@ -42,8 +42,8 @@ describe('api client', () => {
       }),
     );
     const [a, b] = await Promise.all([jobs.get(42), jobs.get(43)]);
-    expect(a.id).toBe(42);
-    expect(b.id).toBe(42);
+    expect(a.id).toBe('42');
+    expect(b.id).toBe('42');
     expect(refreshes).toEqual(['refresh-1']);
     expect(session.accessToken).toBe('access-2');
     expect(session.refreshToken).toBe('refresh-2');

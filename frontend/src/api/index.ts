@@ -18,6 +18,7 @@ import type {
   OverallHealth,
   Page,
   Permission,
+  Permissions,
   ReferencePanel,
   Service,
   ServiceCredential,
@@ -46,7 +47,7 @@ export const auth = {
     session.store(pair);
     return pair;
   },
-  register(input: { username: string; email: string; password: string; full_name?: string }): Promise<User> {
+  register(input: { username: string; email: string; password: string; first_name?: string; last_name?: string }): Promise<User> {
     return request<User>('/auth/register', { method: 'POST', body: input, anonymous: true });
   },
   async logout(): Promise<void> {
@@ -58,10 +59,13 @@ export const auth = {
     }
   },
   me: (): Promise<User> => request<User>('/auth/user'),
-  updateProfile: (input: { email?: string; full_name?: string }): Promise<User> =>
+  updateProfile: (input: { email?: string; first_name?: string; last_name?: string }): Promise<User> =>
     request<User>('/users/me', { method: 'PATCH', body: input }),
-  changePassword: (current_password: string, new_password: string): Promise<void> =>
-    request<void>('/auth/password', { method: 'POST', body: { current_password, new_password } }),
+  /** Changing the password revokes the other sessions and answers with a fresh pair for this one. */
+  async changePassword(current_password: string, new_password: string): Promise<void> {
+    const pair = await request<TokenPair>('/auth/password', { method: 'POST', body: { current_password, new_password } });
+    if (pair?.access_token) session.store(pair);
+  },
 };
 
 export const tokens = {
@@ -72,8 +76,7 @@ export const tokens = {
 };
 
 export const credentials = {
-  list: (): Promise<Page<ServiceCredential> | ServiceCredential[]> =>
-    request<Page<ServiceCredential> | ServiceCredential[]>('/users/me/service-credentials'),
+  list: (): Promise<Page<ServiceCredential>> => request<Page<ServiceCredential>>('/users/me/service-credentials'),
   set: (service_id: number, token: string, expires_at: string | null): Promise<ServiceCredential> =>
     request<ServiceCredential>('/users/me/service-credentials', {
       method: 'POST',
@@ -100,6 +103,13 @@ export const files = {
   download: (id: number | string, filename: string): Promise<void> => download(`/files/${id}/download`, filename),
 };
 
+export interface BatchResult {
+  batch_id: string;
+  created: number;
+  failed: number;
+  results: { index: number; status_code: number; job: Job | null; error: string | null; detail: string | null }[];
+}
+
 export interface JobQuery extends PageQuery {
   status?: JobStatus | '';
   service_id?: number | '';
@@ -118,8 +128,8 @@ export const jobs = {
       targets: { service_id: number; reference_panel_id: number }[];
     },
     idempotencyKey: string,
-  ): Promise<{ items: Job[] } | Job[]> =>
-    request<{ items: Job[] } | Job[]>('/jobs/multi-service', {
+  ): Promise<BatchResult> =>
+    request<BatchResult>('/jobs/multi-service', {
       method: 'POST',
       body: input,
       headers: { 'Idempotency-Key': idempotencyKey },
@@ -127,26 +137,33 @@ export const jobs = {
   cancel: (id: number | string): Promise<Job> => request<Job>(`/jobs/${id}/cancel`, { method: 'POST' }),
   retry: (id: number | string): Promise<Job> => request<Job>(`/jobs/${id}/retry`, { method: 'POST' }),
   files: (id: number | string): Promise<Page<JobFile>> => request<Page<JobFile>>(`/jobs/${id}/files`),
-  resultPassword: (id: number | string): Promise<{ password: string }> =>
-    request<{ password: string }>(`/jobs/${id}/result-password`),
+  resultPassword: (id: number | string): Promise<{ job_id: string; password: string }> =>
+    request<{ job_id: string; password: string }>(`/jobs/${id}/result-password`),
 };
 
 export const templates = {
   list: (): Promise<Page<JobTemplate>> => request<Page<JobTemplate>>('/templates'),
-  create: (name: string, parameters: Partial<JobCreate>): Promise<JobTemplate> =>
-    request<JobTemplate>('/templates', { method: 'POST', body: { name, parameters } }),
+  create: (input: Omit<JobTemplate, 'id'>): Promise<JobTemplate> =>
+    request<JobTemplate>('/templates', { method: 'POST', body: input }),
 };
 
 export const notifications = {
   list: (query: PageQuery & { unread?: boolean } = {}): Promise<Page<Notification>> =>
     request<Page<Notification>>('/notifications', { query: { ...query } }),
-  unreadCount: (): Promise<{ count: number }> => request<{ count: number }>('/notifications/unread-count'),
+  unreadCount: (): Promise<{ unread: number }> => request<{ unread: number }>('/notifications/unread-count'),
   markRead: (id: number): Promise<void> => request<void>(`/notifications/${id}/read`, { method: 'POST' }),
   markAllRead: (): Promise<void> => request<void>('/notifications/read-all', { method: 'POST' }),
-  preferences: (): Promise<{ items: NotificationPreference[] } | NotificationPreference[]> =>
-    request<{ items: NotificationPreference[] } | NotificationPreference[]>('/notifications/preferences'),
-  savePreferences: (items: NotificationPreference[]): Promise<unknown> =>
-    request<unknown>('/notifications/preferences', { method: 'PUT', body: { items } }),
+  preferences: (): Promise<{ preferences: NotificationPreference[] }> =>
+    request<{ preferences: NotificationPreference[] }>('/notifications/preferences'),
+  savePreferences: (items: NotificationPreference[]): Promise<{ preferences: NotificationPreference[] }> =>
+    request<{ preferences: NotificationPreference[] }>('/notifications/preferences', {
+      method: 'PUT',
+      body: {
+        preferences: Object.fromEntries(
+          items.map((p) => [p.event_type, { in_app: p.in_app, email: p.email, webhook: p.webhook }]),
+        ),
+      },
+    }),
   webhooks: (): Promise<Page<Webhook>> => request<Page<Webhook>>('/notifications/webhooks'),
   createWebhook: (url: string): Promise<Webhook> =>
     request<Webhook>('/notifications/webhooks', { method: 'POST', body: { url } }),
@@ -160,12 +177,11 @@ export const admin = {
   updateUser: (id: number, input: { roles?: string[] }): Promise<User> =>
     request<User>(`/users/${id}`, { method: 'PATCH', body: input }),
   deactivate: (id: number): Promise<User> => request<User>(`/users/${id}/deactivate`, { method: 'POST' }),
-  permissions: (id: number): Promise<Page<Permission> | Permission[]> =>
-    request<Page<Permission> | Permission[]>(`/users/${id}/permissions`),
+  permissions: (id: number): Promise<Permissions> => request<Permissions>(`/users/${id}/permissions`),
   grant: (id: number, service_id: number, monthly_quota: number | null): Promise<Permission> =>
     request<Permission>(`/users/${id}/permissions`, { method: 'POST', body: { service_id, monthly_quota } }),
   revoke: (id: number, service_id: number): Promise<void> =>
-    request<void>(`/users/${id}/permissions`, { method: 'DELETE', query: { service_id } }),
+    request<void>(`/users/${id}/permissions/${service_id}`, { method: 'DELETE' }),
   audit: (query: PageQuery & { action?: string } = {}): Promise<Page<AuditEntry>> =>
     request<Page<AuditEntry>>('/audit', { query: { ...query } }),
 };

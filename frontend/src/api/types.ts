@@ -14,7 +14,8 @@ export interface User {
   id: number;
   username: string;
   email: string;
-  full_name?: string | null;
+  first_name?: string;
+  last_name?: string;
   roles: Role[];
   is_active?: boolean;
   created_at?: string;
@@ -32,7 +33,8 @@ export interface TokenPair {
 export interface ApiToken {
   id: number;
   name: string;
-  prefix?: string;
+  token_prefix?: string;
+  revoked_at?: string | null;
   created_at: string;
   expires_at?: string | null;
   last_used_at?: string | null;
@@ -44,9 +46,11 @@ export interface ApiTokenCreated extends ApiToken {
 
 export interface ServiceCredential {
   service_id: number;
-  has_credential?: boolean;
+  has_token?: boolean;
   expires_at?: string | null;
-  expiry_warning?: string | null;
+  expires_soon?: boolean;
+  expired?: boolean;
+  warning?: string | null;
   updated_at?: string;
 }
 
@@ -128,11 +132,17 @@ export const JOB_STATUSES: JobStatus[] = [
 export const LIVE_STATUSES: JobStatus[] = ['pending', 'queued', 'submitting', 'running', 'downloading'];
 
 export interface StatusChange {
-  status: JobStatus;
+  old_status?: JobStatus | null;
+  new_status: JobStatus;
   message?: string | null;
-  remote_message?: string | null;
-  progress?: number | null;
-  created_at: string;
+  occurred_at: string;
+}
+
+export interface ResultFile {
+  name: string;
+  file_id: string;
+  size_bytes: number;
+  sha256: string;
 }
 
 export interface Job {
@@ -141,6 +151,7 @@ export interface Job {
   status: JobStatus;
   service_id: number;
   service_name?: string | null;
+  api_type?: string;
   reference_panel_id: number;
   reference_panel_name?: string | null;
   build: string;
@@ -153,6 +164,8 @@ export interface Job {
   error_message?: string | null;
   input_file_ids?: (number | string)[];
   remote_job_id?: string | null;
+  result_files?: ResultFile[];
+  has_result_password?: boolean;
   created_at: string;
   updated_at?: string | null;
   completed_at?: string | null;
@@ -184,7 +197,13 @@ export interface JobFile {
 export interface JobTemplate {
   id: number;
   name: string;
-  parameters: Partial<JobCreate>;
+  service_id: number;
+  reference_panel_id: number;
+  build?: string;
+  phasing?: boolean;
+  population?: string | null;
+  mode?: string;
+  r2_filter?: number | null;
 }
 
 export interface Notification {
@@ -197,10 +216,15 @@ export interface Notification {
   created_at: string;
 }
 
+export const CHANNELS = ['in_app', 'email', 'webhook'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
 export interface NotificationPreference {
   event_type: string;
-  channel: string;
-  enabled: boolean;
+  in_app: boolean;
+  email: boolean;
+  webhook: boolean;
+  is_default?: boolean;
 }
 
 export interface Webhook {
@@ -228,12 +252,12 @@ export interface OverallHealth {
 
 export interface Alert {
   id: number;
-  rule?: string;
+  subject?: string;
   severity: string;
-  title?: string;
+  title: string;
   message: string;
   status: string;
-  created_at: string;
+  opened_at: string;
   acknowledged_at?: string | null;
 }
 
@@ -244,34 +268,55 @@ export interface SystemMetrics {
   [key: string]: unknown;
 }
 
+export interface PeriodStats {
+  jobs_by_status: Record<string, number>;
+  total_jobs: number;
+  completed: number;
+  failed: number;
+  success_rate: number | null;
+  per_service: { service_id: number; jobs: number; completed: number; failed: number; success_rate: number | null }[];
+  active_users: number;
+  uploads: number;
+  upload_bytes?: number;
+}
+
 export interface DashboardStats {
-  jobs_by_status?: Record<string, number>;
-  per_service?: { service_id: number; service_name?: string; count: number; success_rate?: number }[];
-  active_users?: number;
-  uploads?: number;
-  [key: string]: unknown;
+  day: PeriodStats;
+  week: PeriodStats;
+  month: PeriodStats;
+  generated_at?: string;
 }
 
 export interface Dashboard {
   job_stats?: { total: number; completed: number; running: number; failed: number; success_rate?: number };
-  jobs_by_status?: Record<string, number>;
+  service_stats?: { total: number; available: number; unavailable: number; healthy: number };
   recent_jobs?: Job[];
-  services?: Service[];
-  unread_notifications?: number;
+  notifications?: { unread?: number } | null;
+  /** Parts of the page whose service did not answer. */
+  unavailable?: string[];
 }
 
 export interface Permission {
-  id?: number;
   service_id: number;
   monthly_quota?: number | null;
+  via?: string;
+}
+
+export interface Permissions {
+  user_id: number;
+  roles: string[];
+  services: Permission[];
+  all_services: boolean;
 }
 
 export interface AuditEntry {
   id: number;
   action: string;
-  actor_id?: number | null;
-  actor_username?: string | null;
-  target?: string | null;
+  user_id?: number | null;
+  actor?: string | null;
+  target_type?: string | null;
+  target_id?: string | null;
+  success?: boolean;
   ip_address?: string | null;
   created_at: string;
   details?: Record<string, unknown> | null;

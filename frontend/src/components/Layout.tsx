@@ -72,7 +72,7 @@ export function NotificationBell() {
   const feedback = useFeedback();
   const refresh = useCallback(() => {
     notificationsApi.unreadCount().then(
-      (answer) => setCount(answer.count),
+      (answer) => setCount(answer.unread),
       () => undefined,
     );
   }, []);

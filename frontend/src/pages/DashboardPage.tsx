@@ -1,4 +1,5 @@
 import { Link as RouterLink } from 'react-router-dom';
+import Alert from '@mui/material/Alert';
 import Box from '@mui/material/Box';
 import Button from '@mui/material/Button';
 import Card from '@mui/material/Card';
@@ -9,7 +10,7 @@ import List from '@mui/material/List';
 import ListItem from '@mui/material/ListItem';
 import ListItemText from '@mui/material/ListItemText';
 import Typography from '@mui/material/Typography';
-import { dashboard, JOB_STATUSES, type Dashboard } from '../api';
+import { dashboard, JOB_STATUSES, services as servicesApi, type Dashboard } from '../api';
 import { AsyncView } from '../components/AsyncView';
 import { RecentJobs } from '../components/JobTable';
 import { PageHeading } from '../components/PageHeading';
@@ -31,14 +32,18 @@ function Section({ title, children }: { title: string; children: React.ReactNode
 }
 
 function statusCounts(data: Dashboard): Record<string, number> {
-  if (data.jobs_by_status) return data.jobs_by_status;
   const s = data.job_stats;
-  return s ? { completed: s.completed, running: s.running, failed: s.failed } : {};
+  return s ? { running: s.running, completed: s.completed, failed: s.failed } : {};
 }
 
 export default function DashboardPage() {
   const state = useAsync(() => dashboard.get(), []);
-  useInterval(() => state.reload(true), 15000);
+  // Live health comes from the registry itself, refreshed with the rest of the page.
+  const serviceList = useAsync(() => servicesApi.list(), []);
+  useInterval(() => {
+    state.reload(true);
+    serviceList.reload(true);
+  }, 15000);
 
   return (
     <>
@@ -53,9 +58,16 @@ export default function DashboardPage() {
       <AsyncView state={state} loadingLabel="Loading dashboard" skeletonRows={6}>
         {(data) => {
           const counts = statusCounts(data);
-          const total = data.job_stats?.total ?? Object.values(counts).reduce((a, b) => a + b, 0);
+          const total = data.job_stats?.total ?? 0;
+          const unread = data.notifications?.unread ?? 0;
+          const serviceItems = serviceList.data?.items ?? [];
           return (
             <Grid container spacing={2}>
+              {data.unavailable && data.unavailable.length > 0 && (
+                <Grid size={12}>
+                  <Alert severity="warning">Some figures are missing: {data.unavailable.join(', ')} did not answer.</Alert>
+                </Grid>
+              )}
               <Grid size={{ xs: 12, md: 6 }}>
                 <Section title="My jobs by status">
                   {total === 0 ? (
@@ -64,6 +76,10 @@ export default function DashboardPage() {
                     </Typography>
                   ) : (
                     <Box component="dl" sx={{ display: 'grid', gridTemplateColumns: 'auto 1fr', gap: 0.5, m: 0 }}>
+                      <Box component="dt">all</Box>
+                      <Box component="dd" sx={{ m: 0, fontWeight: 600 }}>
+                        {total}
+                      </Box>
                       {JOB_STATUSES.filter((s) => counts[s]).map((s) => (
                         <Box key={s} sx={{ display: 'contents' }}>
                           <Box component="dt">
@@ -83,7 +99,7 @@ export default function DashboardPage() {
               <Grid size={{ xs: 12, md: 6 }}>
                 <Section title="Notifications">
                   <Typography>
-                    {data.unread_notifications ? `${data.unread_notifications} unread` : 'Nothing unread.'}{' '}
+                    {unread ? `${unread} unread` : 'Nothing unread.'}{' '}
                     <Link component={RouterLink} to="/notifications">
                       See all
                     </Link>
@@ -101,9 +117,11 @@ export default function DashboardPage() {
               </Grid>
               <Grid size={{ xs: 12, md: 5 }}>
                 <Section title="Services">
-                  {data.services?.length ? (
+                  {serviceList.error ? (
+                    <Typography color="error">The service registry did not answer.</Typography>
+                  ) : serviceItems.length ? (
                     <List dense aria-label="Services and their health">
-                      {data.services.map((service) => (
+                      {serviceItems.map((service) => (
                         <ListItem key={service.id} secondaryAction={<HealthBadge status={service.health_status} />}>
                           <ListItemText
                             primary={

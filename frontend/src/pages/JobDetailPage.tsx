@@ -42,24 +42,24 @@ function Section({ id, title, children }: { id: string; title: string; children:
 
 function TimelineEntry({ change }: { change: StatusChange }) {
   const [showRaw, setShowRaw] = useState(false);
-  const raw = change.remote_message ?? (change.status === 'failed' ? change.message : null);
+  const raw = change.new_status === 'failed' ? change.message : null;
   const plain = explainRemoteError(raw);
   return (
     <ListItem alignItems="flex-start" divider>
       <ListItemText
         primary={
           <Box sx={{ display: 'flex', gap: 1, alignItems: 'center', flexWrap: 'wrap' }}>
-            <JobStatusChip status={change.status} />
-            <Typography variant="body2" component="time" dateTime={change.created_at}>
-              {formatDateTime(change.created_at)}
+            <JobStatusChip status={change.new_status} />
+            <Typography variant="body2" component="time" dateTime={change.occurred_at}>
+              {formatDateTime(change.occurred_at)}
             </Typography>
           </Box>
         }
         secondary={
           <>
-            {change.message && <Box component="span" sx={{ display: 'block' }}>{change.message}</Box>}
+            {change.message && !plain && <Box component="span" sx={{ display: 'block' }}>{change.message}</Box>}
             {plain && <Box component="span" sx={{ display: 'block', color: 'error.main' }}>{plain}</Box>}
-            {raw && raw !== change.message && (
+            {raw && plain && (
               <>
                 <Link component="button" type="button" variant="body2" onClick={() => setShowRaw(!showRaw)} aria-expanded={showRaw}>
                   {showRaw ? 'Hide' : 'Show'} the server's message
@@ -230,7 +230,7 @@ export default function JobDetailPage() {
                     </Box>
                   ))}
                 </Box>
-                {j.status === 'completed' && service.data?.api_type === 'michigan' && (
+                {j.status === 'completed' && (j.has_result_password ?? (j.api_type ?? service.data?.api_type) === 'michigan') && (
                   <Box sx={{ mt: 2 }}>
                     <ResultPassword job={j} />
                   </Box>

@@ -14,7 +14,7 @@ import TablePagination from '@mui/material/TablePagination';
 import TableRow from '@mui/material/TableRow';
 import TableSortLabel from '@mui/material/TableSortLabel';
 import TextField from '@mui/material/TextField';
-import { JOB_STATUSES, jobs, LIVE_STATUSES, services, type JobStatus } from '../api';
+import { JOB_STATUSES, jobs, LIVE_STATUSES, services, type Job, type JobStatus } from '../api';
 import { AsyncView } from '../components/AsyncView';
 import { useFeedback } from '../components/Feedback';
 import { PageHeading } from '../components/PageHeading';
@@ -23,6 +23,12 @@ import { formatDateTime } from '../format';
 import { useAsync, useInterval } from '../hooks/useAsync';
 
 type SortKey = 'name' | 'status' | 'created_at';
+
+/** The API pages by creation time; the chosen column orders the page on screen (and the API, once it sorts). */
+function sortPage(items: Job[], key: SortKey, order: 'asc' | 'desc'): Job[] {
+  const sign = order === 'asc' ? 1 : -1;
+  return [...items].sort((a, b) => sign * String(a[key]).localeCompare(String(b[key])));
+}
 const hideOnPhone = { display: { xs: 'none', md: 'table-cell' } };
 
 export default function JobsPage() {
@@ -146,7 +152,7 @@ export default function JobsPage() {
                   </TableRow>
                 </TableHead>
                 <TableBody>
-                  {data.items.map((job) => (
+                  {sortPage(data.items, sort, order).map((job) => (
                     <TableRow key={job.id} hover>
                       <TableCell>
                         <Link component={RouterLink} to={`/jobs/${job.id}`}>

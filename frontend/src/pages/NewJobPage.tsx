@@ -15,7 +15,6 @@ import {
   admin,
   ApiError,
   errorMessage,
-  itemsOf,
   jobs,
   services,
   templates,
@@ -81,6 +80,15 @@ export function preflight(
   return { fields, files: fileProblems };
 }
 
+/** The form field a pre-flight problem code is about, e.g. "population_unsupported" → population. */
+export function fieldOfProblem(code: string): string | undefined {
+  if (/population/.test(code)) return 'population';
+  if (/panel/.test(code)) return 'reference_panel_id';
+  if (/build|prefix|chr/.test(code)) return 'build';
+  if (/service|permission/.test(code)) return 'service_id';
+  return undefined;
+}
+
 export default function NewJobPage() {
   const navigate = useNavigate();
   const feedback = useFeedback();
@@ -90,7 +98,8 @@ export default function NewJobPage() {
   const allowed = useAsync<Set<number> | null>(async () => {
     if (!user || isAdmin) return null;
     try {
-      return new Set(itemsOf(await admin.permissions(user.id)).map((p) => p.service_id));
+      const permissions = await admin.permissions(user.id);
+      return permissions.all_services ? null : new Set(permissions.services.map((p) => p.service_id));
     } catch {
       return null;
     }
@@ -191,12 +200,25 @@ export default function NewJobPage() {
     } catch (error) {
       setBusy(false);
       if (error instanceof ApiError && error.status === 422) {
-        const body = error.body as { file_id?: string | number; field?: string } | null;
-        if (body?.file_id !== undefined) {
+        // Pre-flight problems ({code, message, file}) go next to the file or field they concern.
+        const problems = (error.body as { problems?: { code: string; message: string; file?: string | null }[] } | null)?.problems;
+        if (problems?.length) {
+          const fields: Record<string, string> = {};
+          const general: string[] = [];
+          const byFile: Record<string, string> = {};
+          for (const problem of problems) {
+            const field = fieldOfProblem(problem.code);
+            if (problem.file) byFile[problem.file] = problem.message;
+            else if (field) fields[field] = problem.message;
+            else general.push(problem.message);
+          }
           setUploads((list) =>
-            list.map((u) => (String(u.result?.id) === String(body.file_id) ? { ...u, problem: error.message } : u)),
+            list.map((u) => {
+              const message = byFile[String(u.result?.id)] ?? byFile[u.name];
+              return message ? { ...u, problem: message } : u;
+            }),
           );
-          setServerErrors({ fields: {}, general: error.message });
+          setServerErrors({ fields, general: general.join(' ') || undefined });
         } else if (error.field) setServerErrors({ fields: { [error.field]: error.message } });
         else setServerErrors({ fields: {}, general: error.message });
       } else setServerErrors({ fields: {}, general: errorMessage(error) });
@@ -205,12 +227,17 @@ export default function NewJobPage() {
 
   const saveTemplate = () => {
     const t = targets[0]!;
+    const { build: b, phasing: ph, population: pop, mode: m, r2_filter } = parameters();
     templates
-      .create(templateName.trim(), {
-        ...parameters(),
-        input_file_ids: undefined,
-        service_id: t.serviceId ? Number(t.serviceId) : undefined,
-        reference_panel_id: t.panelId ? Number(t.panelId) : undefined,
+      .create({
+        name: templateName.trim(),
+        service_id: Number(t.serviceId),
+        reference_panel_id: Number(t.panelId),
+        build: b,
+        phasing: ph,
+        population: pop,
+        mode: m,
+        r2_filter,
       })
       .then(() => {
         feedback.success(`Template “${templateName.trim()}” saved.`);
@@ -222,7 +249,7 @@ export default function NewJobPage() {
   const applyTemplate = (id: string) => {
     const template = templateList.data?.items.find((t) => String(t.id) === id);
     if (!template) return;
-    const p = template.parameters;
+    const p = template;
     if (p.service_id) {
       setTargets([{ serviceId: String(p.service_id), panelId: p.reference_panel_id ? String(p.reference_panel_id) : '' }]);
       loadPanels(String(p.service_id));
@@ -409,7 +436,7 @@ export default function NewJobPage() {
                   {busy ? 'Submitting…' : targets.length > 1 ? `Submit to ${targets.length} services` : 'Submit job'}
                 </Button>
                 <TextField size="small" label="Template name" value={templateName} onChange={(e) => setTemplateName(e.target.value)} />
-                <Button onClick={saveTemplate} disabled={!templateName.trim()}>
+                <Button onClick={saveTemplate} disabled={!templateName.trim() || !targets[0]?.panelId}>
                   Save as template
                 </Button>
               </Box>

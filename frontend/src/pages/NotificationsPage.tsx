@@ -18,7 +18,7 @@ import TableCell from '@mui/material/TableCell';
 import TableHead from '@mui/material/TableHead';
 import TableRow from '@mui/material/TableRow';
 import Typography from '@mui/material/Typography';
-import { itemsOf, notifications, type NotificationPreference } from '../api';
+import { CHANNELS, notifications, type Channel, type NotificationPreference } from '../api';
 import { AsyncView } from '../components/AsyncView';
 import { useFeedback } from '../components/Feedback';
 import { PageHeading } from '../components/PageHeading';
@@ -29,13 +29,12 @@ const PAGE_SIZE = 20;
 
 function Preferences() {
   const feedback = useFeedback();
-  const state = useAsync(async () => itemsOf(await notifications.preferences()), []);
+  const state = useAsync(async () => (await notifications.preferences()).preferences, []);
   const [draft, setDraft] = useState<NotificationPreference[] | null>(null);
   const prefs = draft ?? state.data ?? [];
-  const events = Array.from(new Set(prefs.map((p) => p.event_type)));
-  const channels = Array.from(new Set(prefs.map((p) => p.channel)));
-  const toggle = (event: string, channel: string) =>
-    setDraft(prefs.map((p) => (p.event_type === event && p.channel === channel ? { ...p, enabled: !p.enabled } : p)));
+  const channelLabel: Record<Channel, string> = { in_app: 'In app', email: 'E-mail', webhook: 'Webhook' };
+  const toggle = (event: string, channel: Channel) =>
+    setDraft(prefs.map((p) => (p.event_type === event ? { ...p, [channel]: !p[channel] } : p)));
 
   return (
     <Card component="section" aria-labelledby="prefs-heading" sx={{ mt: 3 }}>
@@ -50,33 +49,28 @@ function Preferences() {
                 <TableHead>
                   <TableRow>
                     <TableCell>Event</TableCell>
-                    {channels.map((c) => (
+                    {CHANNELS.map((c) => (
                       <TableCell key={c} align="center">
-                        {c}
+                        {channelLabel[c]}
                       </TableCell>
                     ))}
                   </TableRow>
                 </TableHead>
                 <TableBody>
-                  {events.map((e) => (
-                    <TableRow key={e}>
+                  {prefs.map((pref) => (
+                    <TableRow key={pref.event_type}>
                       <TableCell component="th" scope="row">
-                        {e}
+                        {pref.event_type}
                       </TableCell>
-                      {channels.map((c) => {
-                        const pref = prefs.find((p) => p.event_type === e && p.channel === c);
-                        return (
-                          <TableCell key={c} align="center">
-                            {pref && (
-                              <Checkbox
-                                checked={pref.enabled}
-                                onChange={() => toggle(e, c)}
-                                slotProps={{ input: { 'aria-label': `${e} by ${c}` } }}
-                              />
-                            )}
-                          </TableCell>
-                        );
-                      })}
+                      {CHANNELS.map((c) => (
+                        <TableCell key={c} align="center">
+                          <Checkbox
+                            checked={pref[c]}
+                            onChange={() => toggle(pref.event_type, c)}
+                            slotProps={{ input: { 'aria-label': `${pref.event_type} by ${channelLabel[c]}` } }}
+                          />
+                        </TableCell>
+                      ))}
                     </TableRow>
                   ))}
                 </TableBody>

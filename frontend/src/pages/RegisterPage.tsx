@@ -12,7 +12,7 @@ import { AuthCard } from './LoginPage';
 
 export default function RegisterPage() {
   const navigate = useNavigate();
-  const [form, setForm] = useState({ username: '', email: '', full_name: '', password: '', confirm: '' });
+  const [form, setForm] = useState({ username: '', email: '', first_name: '', last_name: '', password: '', confirm: '' });
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const mismatch = form.confirm !== '' && form.confirm !== form.password;
@@ -29,7 +29,8 @@ export default function RegisterPage() {
         username: form.username.trim(),
         email: form.email.trim(),
         password: form.password,
-        full_name: form.full_name.trim() || undefined,
+        first_name: form.first_name.trim() || undefined,
+        last_name: form.last_name.trim() || undefined,
       });
       navigate('/login', { state: { registered: true } });
     } catch (reason) {
@@ -53,7 +54,8 @@ export default function RegisterPage() {
       <Box component="form" onSubmit={submit} noValidate>
         <TextField label="Username" value={form.username} onChange={set('username')} autoComplete="username" required fullWidth margin="normal" />
         <TextField label="E-mail" type="email" value={form.email} onChange={set('email')} autoComplete="email" required fullWidth margin="normal" />
-        <TextField label="Full name" value={form.full_name} onChange={set('full_name')} autoComplete="name" fullWidth margin="normal" />
+        <TextField label="First name" value={form.first_name} onChange={set('first_name')} autoComplete="given-name" fullWidth margin="normal" />
+        <TextField label="Last name" value={form.last_name} onChange={set('last_name')} autoComplete="family-name" fullWidth margin="normal" />
         <TextField
           label="Password"
           type="password"

@@ -48,10 +48,11 @@ function Profile() {
   const { user, setUser } = useAuth();
   const feedback = useFeedback();
   const [email, setEmail] = useState(user?.email ?? '');
-  const [fullName, setFullName] = useState(user?.full_name ?? '');
+  const [firstName, setFirstName] = useState(user?.first_name ?? '');
+  const [lastName, setLastName] = useState(user?.last_name ?? '');
   const save = (event: FormEvent) => {
     event.preventDefault();
-    auth.updateProfile({ email, full_name: fullName }).then((updated) => {
+    auth.updateProfile({ email, first_name: firstName, last_name: lastName }).then((updated) => {
       setUser(updated);
       feedback.success('Profile saved.');
     }, feedback.error);
@@ -61,7 +62,8 @@ function Profile() {
       <Box component="form" onSubmit={save} sx={{ display: 'flex', flexWrap: 'wrap', gap: 2 }}>
         <TextField label="Username" value={user?.username ?? ''} disabled />
         <TextField label="E-mail" type="email" value={email} onChange={(e) => setEmail(e.target.value)} autoComplete="email" />
-        <TextField label="Full name" value={fullName} onChange={(e) => setFullName(e.target.value)} autoComplete="name" />
+        <TextField label="First name" value={firstName} onChange={(e) => setFirstName(e.target.value)} autoComplete="given-name" />
+        <TextField label="Last name" value={lastName} onChange={(e) => setLastName(e.target.value)} autoComplete="family-name" />
         <Button type="submit" variant="contained">
           Save profile
         </Button>
@@ -175,7 +177,7 @@ function ApiTokens() {
                 }
               >
                 <ListItemText
-                  primary={`${t.name}${t.prefix ? ` (${t.prefix}…)` : ''}`}
+                  primary={`${t.name}${t.token_prefix ? ` (${t.token_prefix}…)` : ''}`}
                   secondary={`created ${formatDateTime(t.created_at)} · expires ${t.expires_at ? formatDateTime(t.expires_at) : 'never'} · last used ${t.last_used_at ? formatDateTime(t.last_used_at) : 'never'}`}
                   sx={{ pr: 10 }}
                 />
@@ -203,7 +205,7 @@ function ApiTokens() {
 }
 
 function soonExpiring(credential: ServiceCredential): boolean {
-  if (credential.expiry_warning) return true;
+  if (credential.expired || credential.expires_soon || credential.warning) return true;
   if (!credential.expires_at) return false;
   return new Date(credential.expires_at).getTime() - Date.now() < 7 * 24 * 3600 * 1000;
 }
@@ -263,7 +265,7 @@ function ServiceCredentials() {
                       {c.expires_at ? `expires ${formatDateTime(c.expires_at)}` : 'no expiry date'}
                       {soonExpiring(c) && (
                         <Box component="span" sx={{ color: 'warning.dark', display: 'block' }}>
-                          {c.expiry_warning ?? 'Expires within 7 days: replace it soon.'}
+                          {c.warning ?? (c.expired ? 'Expired: replace it.' : 'Expires within 7 days: replace it soon.')}
                         </Box>
                       )}
                     </>

@@ -17,10 +17,8 @@ const note = (id: number, is_read: boolean) => ({
 });
 
 const prefs = [
-  { event_type: 'job.completed', channel: 'email', enabled: true },
-  { event_type: 'job.completed', channel: 'in_app', enabled: true },
-  { event_type: 'job.failed', channel: 'email', enabled: false },
-  { event_type: 'job.failed', channel: 'in_app', enabled: true },
+  { event_type: 'job.completed', in_app: true, email: true, webhook: false, is_default: true },
+  { event_type: 'job.failed', in_app: true, email: false, webhook: false, is_default: true },
 ];
 
 describe('notifications page', () => {
@@ -37,10 +35,10 @@ describe('notifications page', () => {
         calls.push('read all');
         return new HttpResponse(null, { status: 204 });
       }),
-      http.get('/api/notifications/preferences', () => HttpResponse.json({ items: prefs })),
+      http.get('/api/notifications/preferences', () => HttpResponse.json({ preferences: prefs })),
       http.put('/api/notifications/preferences', async ({ request }) => {
         saved = await request.json();
-        return HttpResponse.json({ items: prefs });
+        return HttpResponse.json({ preferences: prefs });
       }),
     );
     renderApp('/notifications');
@@ -51,10 +49,15 @@ describe('notifications page', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Mark all as read' }));
     await waitFor(() => expect(calls).toEqual(['read 1', 'read all']));
 
-    await userEvent.click(await screen.findByRole('checkbox', { name: 'job.failed by email' }));
+    await userEvent.click(await screen.findByRole('checkbox', { name: 'job.failed by E-mail' }));
     await userEvent.click(screen.getByRole('button', { name: 'Save preferences' }));
     await waitFor(() =>
-      expect(saved).toEqual({ items: prefs.map((p) => (p.event_type === 'job.failed' && p.channel === 'email' ? { ...p, enabled: true } : p)) }),
+      expect(saved).toEqual({
+        preferences: {
+          'job.completed': { in_app: true, email: true, webhook: false },
+          'job.failed': { in_app: true, email: true, webhook: false },
+        },
+      }),
     );
   });
 
@@ -73,11 +76,11 @@ describe('settings', () => {
   function settingsHandlers() {
     return [
       http.get('/api/tokens', () =>
-        HttpResponse.json(page([{ id: 3, name: 'laptop', prefix: 'fi_ab', created_at: '2026-11-01T00:00:00Z', expires_at: null, last_used_at: null }])),
+        HttpResponse.json(page([{ id: 3, name: 'laptop', token_prefix: 'fi_ab', created_at: '2026-11-01T00:00:00Z', expires_at: null, last_used_at: null, revoked_at: null }])),
       ),
       http.get('/api/services', () => HttpResponse.json(page([michigan]))),
       http.get('/api/users/me/service-credentials', () =>
-        HttpResponse.json(page([{ service_id: 1, has_credential: true, expires_at: new Date(Date.now() + 2 * 86400000).toISOString() }])),
+        HttpResponse.json(page([{ service_id: 1, has_token: true, expires_at: new Date(Date.now() + 2 * 86400000).toISOString(), expires_soon: true, expired: false, warning: null }])),
       ),
       http.get('/api/notifications/webhooks', () => HttpResponse.json(page([]))),
     ];
@@ -129,7 +132,7 @@ describe('settings', () => {
     server.use(
       http.get('/api/tokens', () => apiError(500, 'internal_error', 'The user service failed.')),
       http.get('/api/services', () => HttpResponse.json(page([]))),
-      http.get('/api/users/me/service-credentials', () => HttpResponse.json([])),
+      http.get('/api/users/me/service-credentials', () => HttpResponse.json(page([]))),
       http.get('/api/notifications/webhooks', () => HttpResponse.json(page([]))),
     );
     renderApp('/settings');

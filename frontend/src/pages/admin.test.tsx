@@ -2,13 +2,25 @@ import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { adminUser, page, researcher } from '../test/fixtures';
+import { adminUser, dashboardBody, page, researcher } from '../test/fixtures';
 import { renderApp } from '../test/render';
 import { apiError, server } from '../test/server';
 
+const period = (jobs: number) => ({
+  jobs_by_status: jobs ? { completed: 8, failed: 2 } : {},
+  total_jobs: jobs,
+  completed: jobs ? 8 : 0,
+  failed: jobs ? 2 : 0,
+  success_rate: jobs ? 80 : null,
+  per_service: jobs ? [{ service_id: 1, jobs, completed: 8, failed: 2, success_rate: 80 }] : [],
+  active_users: 4,
+  uploads: 3,
+  upload_bytes: 100,
+});
+
 describe('admin', () => {
   it('keeps researchers out of admin pages', async () => {
-    server.use(http.get('/api/dashboard', () => HttpResponse.json({ jobs_by_status: {}, recent_jobs: [], services: [] })));
+    server.use(http.get('/api/dashboard', () => HttpResponse.json(dashboardBody())));
     renderApp('/admin/users', researcher);
     expect(await screen.findByRole('heading', { level: 1, name: 'Dashboard' })).toBeInTheDocument();
   });
@@ -34,7 +46,7 @@ describe('admin', () => {
   it('shows the audit log, empty and failing', async () => {
     server.use(
       http.get('/api/audit', () =>
-        HttpResponse.json(page([{ id: 1, action: 'login.failed', actor_username: 'ada', ip_address: '10.0.0.2', created_at: '2026-11-20T10:00:00Z' }])),
+        HttpResponse.json(page([{ id: 1, action: 'login.failed', actor: 'ada', user_id: 7, target_type: null, target_id: null, success: false, ip_address: '10.0.0.2', created_at: '2026-11-20T10:00:00Z' }])),
       ),
     );
     const { unmount } = renderApp('/admin/audit', adminUser);
@@ -63,7 +75,7 @@ describe('admin', () => {
         }),
       ),
       http.get('/api/monitoring/alerts', () =>
-        HttpResponse.json(page([{ id: 5, severity: 'critical', title: 'job_processor down', message: 'Unhealthy for 2 minutes', status: 'open', created_at: '2026-11-20T10:00:00Z' }])),
+        HttpResponse.json(page([{ id: 5, subject: 'job_processor', severity: 'critical', title: 'job_processor down', message: 'Unhealthy for 2 minutes', status: 'open', opened_at: '2026-11-20T10:00:00Z' }])),
       ),
       http.post('/api/monitoring/alerts/5/acknowledge', () => {
         acknowledged = true;
@@ -71,7 +83,7 @@ describe('admin', () => {
       }),
       http.get('/api/monitoring/metrics/system', () => HttpResponse.json({ cpu_percent: 12.4, memory_percent: 55, disk_percent: 93 })),
       http.get('/api/monitoring/dashboard/stats', () =>
-        HttpResponse.json({ jobs_by_status: { completed: 8, failed: 2 }, per_service: [{ service_id: 1, service_name: 'Michigan', count: 10 }], active_users: 4 }),
+        HttpResponse.json({ day: period(0), week: period(10), month: period(10) }),
       ),
     );
     renderApp('/admin/monitoring', adminUser);
@@ -89,11 +101,11 @@ describe('admin', () => {
       http.get('/api/monitoring/health/overall', () => apiError(503, 'upstream_unavailable', 'Monitoring is down.')),
       http.get('/api/monitoring/alerts', () => HttpResponse.json(page([]))),
       http.get('/api/monitoring/metrics/system', () => HttpResponse.json({ cpu_percent: 1, memory_percent: 1, disk_percent: 1 })),
-      http.get('/api/monitoring/dashboard/stats', () => HttpResponse.json({})),
+      http.get('/api/monitoring/dashboard/stats', () => HttpResponse.json({ day: period(0), week: period(0), month: period(0) })),
     );
     renderApp('/admin/monitoring', adminUser);
     expect(await screen.findByRole('alert')).toHaveTextContent('Monitoring is down.');
     expect(await screen.findByText('No alerts. All quiet.')).toBeInTheDocument();
-    expect(await screen.findByText('No jobs counted yet.')).toBeInTheDocument();
+    expect(await screen.findByText('No jobs counted in this period.')).toBeInTheDocument();
   });
 });

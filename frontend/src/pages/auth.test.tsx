@@ -3,12 +3,12 @@ import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
 import { session } from '../api';
-import { researcher } from '../test/fixtures';
+import { dashboardBody, researcher } from '../test/fixtures';
 import { fill, renderApp } from '../test/render';
 import { apiError, server } from '../test/server';
 
 const dashboardEmpty = http.get('/api/dashboard', () =>
-  HttpResponse.json({ jobs_by_status: {}, recent_jobs: [], services: [], unread_notifications: 0 }),
+  HttpResponse.json(dashboardBody()),
 );
 
 describe('sign in', () => {

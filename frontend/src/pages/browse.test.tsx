@@ -2,7 +2,7 @@ import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { delay, http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { ilifu, job, michigan, page, panel1000g } from '../test/fixtures';
+import { dashboardBody, ilifu, job, michigan, page, panel1000g } from '../test/fixtures';
 import { renderApp } from '../test/render';
 import { apiError, notificationSocket, server } from '../test/server';
 
@@ -10,19 +10,22 @@ describe('dashboard', () => {
   it('shows my jobs by status, recent jobs, services with health and unread notifications', async () => {
     server.use(
       http.get('/api/dashboard', () =>
-        HttpResponse.json({
-          jobs_by_status: { running: 2, completed: 5, failed: 1 },
-          recent_jobs: [job()],
-          services: [michigan, ilifu],
-          unread_notifications: 3,
-        }),
+        HttpResponse.json(
+          dashboardBody({
+            job_stats: { total: 8, running: 2, completed: 5, failed: 1, success_rate: 83.3 },
+            recent_jobs: [job()],
+            notifications: { unread: 3 },
+          }),
+        ),
       ),
+      http.get('/api/services', () => HttpResponse.json(page([michigan, ilifu]))),
     );
     renderApp('/');
     expect(screen.getByRole('status', { name: 'Restoring your session' })).toBeInTheDocument();
     const byStatus = await screen.findByRole('region', { name: 'My jobs by status' });
     expect(within(byStatus).getByRole('link', { name: 'running' })).toHaveAttribute('href', '/jobs?status=running');
     expect(within(byStatus).getByText('5')).toBeInTheDocument();
+    expect(within(byStatus).getByText('8')).toBeInTheDocument();
     expect(within(screen.getByRole('table', { name: 'Recent jobs' })).getByRole('link', { name: 'chr20 batch' })).toHaveAttribute('href', '/jobs/42');
     const services = screen.getByRole('list', { name: 'Services and their health' });
     expect(within(services).getByText('Unhealthy')).toBeInTheDocument();
@@ -31,7 +34,7 @@ describe('dashboard', () => {
   });
 
   it('invites a new user to submit a first job', async () => {
-    server.use(http.get('/api/dashboard', () => HttpResponse.json({ jobs_by_status: {}, recent_jobs: [], services: [], unread_notifications: 0 })));
+    server.use(http.get('/api/dashboard', () => HttpResponse.json(dashboardBody())));
     renderApp('/');
     expect(await screen.findByRole('link', { name: 'Submit your first job' })).toHaveAttribute('href', '/jobs/new');
     expect(screen.getByText('No services registered.')).toBeInTheDocument();
@@ -43,7 +46,7 @@ describe('dashboard', () => {
       http.get('/api/dashboard', () =>
         ++calls === 1
           ? apiError(503, 'upstream_unavailable', 'The job processor is unavailable.')
-          : HttpResponse.json({ jobs_by_status: { completed: 1 }, recent_jobs: [], services: [] }),
+          : HttpResponse.json(dashboardBody({ job_stats: { total: 1, completed: 1, running: 0, failed: 0 } })),
       ),
     );
     renderApp('/');
@@ -54,8 +57,8 @@ describe('dashboard', () => {
 
   it('counts a notification pushed over the WebSocket on the bell', async () => {
     server.use(
-      http.get('/api/dashboard', () => HttpResponse.json({ jobs_by_status: {}, recent_jobs: [], services: [] })),
-      http.get('/api/notifications/unread-count', () => HttpResponse.json({ count: 2 })),
+      http.get('/api/dashboard', () => HttpResponse.json(dashboardBody())),
+      http.get('/api/notifications/unread-count', () => HttpResponse.json({ unread: 2 })),
     );
     renderApp('/');
     expect(await screen.findByRole('link', { name: 'Notifications, 2 unread' })).toBeInTheDocument();

@@ -6,8 +6,15 @@ import { ilifu, job, michigan, page, panel1000g } from '../test/fixtures';
 import { fill, renderApp } from '../test/render';
 import { apiError, server } from '../test/server';
 
+const grants = (ids: number[]) => ({
+  user_id: 7,
+  roles: ['researcher'],
+  services: ids.map((service_id) => ({ service_id, monthly_quota: null, via: 'user' })),
+  all_services: false,
+});
+
 const inputFile = {
-  id: 5,
+  id: '5',
   filename: 'chr20.vcf.gz',
   size_bytes: 2048,
   sha256: 'aa',
@@ -61,7 +68,7 @@ describe('job page', () => {
       status: 'failed',
       error_message: 'Remote error: 401 Unauthorized',
       status_history: [
-        { status: 'failed', message: 'The server refused the job.', remote_message: 'Error: chromosome name chr20 not valid for hg19', created_at: '2026-11-20T09:05:00Z' },
+        { old_status: 'running', new_status: 'failed', message: 'Error: chromosome name chr20 not valid for hg19', occurred_at: '2026-11-20T09:05:00Z' },
       ],
     });
     server.use(
@@ -116,7 +123,7 @@ describe('new job', () => {
   function newJobHandlers(uploadAnswer?: object) {
     return [
       http.get('/api/services', () => HttpResponse.json(page([michigan, ilifu]))),
-      http.get('/api/users/7/permissions', () => HttpResponse.json(page([{ service_id: 1 }, { service_id: 2 }]))),
+      http.get('/api/users/7/permissions', () => HttpResponse.json(grants([1, 2]))),
       http.get('/api/services/1/panels', () => HttpResponse.json(page([panel1000g]))),
       http.post('/api/files/upload', () => HttpResponse.json(uploadAnswer ?? inputFile, { status: 201 })),
     ];
@@ -138,7 +145,7 @@ describe('new job', () => {
   it('only offers the services I may use', async () => {
     server.use(
       http.get('/api/services', () => HttpResponse.json(page([michigan, ilifu]))),
-      http.get('/api/users/7/permissions', () => HttpResponse.json(page([{ service_id: 2 }]))),
+      http.get('/api/users/7/permissions', () => HttpResponse.json(grants([2]))),
     );
     renderApp('/jobs/new');
     await userEvent.click(await screen.findByRole('combobox', { name: 'Service' }));
@@ -172,7 +179,7 @@ describe('new job', () => {
       population: 'EUR',
       mode: 'imputation',
       r2_filter: 0,
-      input_file_ids: [5],
+      input_file_ids: ['5'],
       run_at: null,
     });
     expect(key).toMatch(/^[0-9a-f-]{36}$/);
@@ -196,7 +203,11 @@ describe('new job', () => {
   it('shows a server pre-flight error against the field it names', async () => {
     server.use(
       ...newJobHandlers(),
-      http.post('/api/jobs', () => apiError(422, 'preflight_failed', 'This panel does not offer population EUR.', { field: 'population' })),
+      http.post('/api/jobs', () =>
+        apiError(422, 'preflight_failed', 'This panel does not offer population EUR.', {
+          problems: [{ code: 'population_unsupported', message: 'This panel does not offer population EUR.', file: null }],
+        }),
+      ),
     );
     renderApp('/jobs/new');
     await fillForm();
@@ -220,7 +231,7 @@ describe('new job', () => {
   });
 
   it('says so when no service is registered', async () => {
-    server.use(http.get('/api/services', () => HttpResponse.json(page([]))), http.get('/api/users/7/permissions', () => HttpResponse.json(page([]))));
+    server.use(http.get('/api/services', () => HttpResponse.json(page([]))), http.get('/api/users/7/permissions', () => HttpResponse.json(grants([]))));
     renderApp('/jobs/new');
     expect(await screen.findByText('No imputation service is registered yet.')).toBeInTheDocument();
   });

@@ -1,4 +1,4 @@
-import type { Job, Page, ReferencePanel, Service, User } from '../api';
+import type { Dashboard, Job, Page, ReferencePanel, Service, User } from '../api';
 
 export const researcher: User = { id: 7, username: 'ada', email: 'ada@example.org', roles: ['researcher'], is_active: true };
 export const adminUser: User = { id: 1, username: 'root', email: 'root@example.org', roles: ['admin'], is_active: true };
@@ -53,7 +53,7 @@ export const panel1000g: ReferencePanel = {
 
 export function job(overrides: Partial<Job> = {}): Job {
   return {
-    id: 42,
+    id: '42',
     name: 'chr20 batch',
     status: 'running',
     service_id: 1,
@@ -66,12 +66,24 @@ export function job(overrides: Partial<Job> = {}): Job {
     mode: 'imputation',
     r2_filter: 0,
     progress: 40,
-    input_file_ids: [5],
+    input_file_ids: ['5'],
     created_at: '2026-11-20T09:00:00Z',
     status_history: [
-      { status: 'queued', message: 'Queued', created_at: '2026-11-20T09:00:00Z' },
-      { status: 'running', message: 'Running on the remote server', created_at: '2026-11-20T09:01:00Z' },
+      { old_status: 'pending', new_status: 'queued', message: 'Queued', occurred_at: '2026-11-20T09:00:00Z' },
+      { old_status: 'queued', new_status: 'running', message: 'Running on the remote server', occurred_at: '2026-11-20T09:01:00Z' },
     ],
+    ...overrides,
+  };
+}
+
+/** GET /api/dashboard as the gateway aggregates it. */
+export function dashboardBody(overrides: Partial<Dashboard> = {}): Dashboard {
+  return {
+    job_stats: { total: 0, completed: 0, running: 0, failed: 0, success_rate: 0 },
+    service_stats: { total: 0, available: 0, unavailable: 0, healthy: 0 },
+    recent_jobs: [],
+    notifications: { unread: 0 },
+    unavailable: [],
     ...overrides,
   };
 }

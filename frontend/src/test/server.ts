@@ -8,8 +8,9 @@ export const notificationSocket = ws.link('ws://*/ws/notifications');
 /** Handlers every page needs (the signed-in user, the bell); each test adds its own with server.use. */
 export const defaultHandlers = [
   http.get('/api/auth/user', () => HttpResponse.json(researcher)),
-  http.get('/api/notifications/unread-count', () => HttpResponse.json({ count: 0 })),
+  http.get('/api/notifications/unread-count', () => HttpResponse.json({ unread: 0 })),
   http.get('/api/templates', () => HttpResponse.json(page([]))),
+  http.get('/api/services', () => HttpResponse.json(page([]))),
   notificationSocket.addEventListener('connection', () => undefined),
 ];
 

@@ -53,8 +53,8 @@ export default function AuditPage() {
                     <TableRow key={entry.id}>
                       <TableCell>{formatDateTime(entry.created_at)}</TableCell>
                       <TableCell>{entry.action}</TableCell>
-                      <TableCell>{entry.actor_username ?? entry.actor_id ?? '—'}</TableCell>
-                      <TableCell sx={{ display: { xs: 'none', md: 'table-cell' } }}>{entry.target ?? '—'}</TableCell>
+                      <TableCell>{entry.actor ?? entry.user_id ?? '—'}</TableCell>
+                      <TableCell sx={{ display: { xs: 'none', md: 'table-cell' } }}>{entry.target_type ? `${entry.target_type} ${entry.target_id ?? ''}` : '—'}</TableCell>
                       <TableCell sx={{ display: { xs: 'none', md: 'table-cell' } }}>{entry.ip_address ?? '—'}</TableCell>
                     </TableRow>
                   ))}

@@ -1,4 +1,7 @@
+import { useState } from 'react';
 import Button from '@mui/material/Button';
+import ToggleButton from '@mui/material/ToggleButton';
+import ToggleButtonGroup from '@mui/material/ToggleButtonGroup';
 import Card from '@mui/material/Card';
 import CardContent from '@mui/material/CardContent';
 import Grid from '@mui/material/Grid2';
@@ -21,6 +24,8 @@ import { HealthBadge } from '../../components/StatusChips';
 import { formatDateTime } from '../../format';
 import { useAsync, useInterval } from '../../hooks/useAsync';
 
+type Period = 'day' | 'week' | 'month';
+
 function Section({ id, title, children }: { id: string; title: string; children: React.ReactNode }) {
   return (
     <Card component="section" aria-labelledby={id} sx={{ height: '100%' }}>
@@ -40,6 +45,7 @@ export default function MonitoringPage() {
   const alerts = useAsync(() => monitoring.alerts(), []);
   const system = useAsync(() => monitoring.system(), []);
   const stats = useAsync(() => monitoring.stats(), []);
+  const [period, setPeriod] = useState<Period>('week');
   useInterval(() => {
     health.reload(true);
     alerts.reload(true);
@@ -97,7 +103,7 @@ export default function MonitoringPage() {
                         a.status !== 'resolved' && (
                           <Button
                             size="small"
-                            aria-label={`Acknowledge ${a.title ?? a.message}`}
+                            aria-label={`Acknowledge ${a.title}`}
                             onClick={() =>
                               monitoring.acknowledge(a.id).then(() => {
                                 feedback.success('Alert acknowledged.');
@@ -111,8 +117,8 @@ export default function MonitoringPage() {
                       }
                     >
                       <ListItemText
-                        primary={`${a.severity.toUpperCase()}: ${a.title ?? a.message}`}
-                        secondary={`${a.status} · ${formatDateTime(a.created_at)}${a.title ? ` · ${a.message}` : ''}`}
+                        primary={`${a.severity.toUpperCase()}: ${a.title}`}
+                        secondary={`${a.status} · ${formatDateTime(a.opened_at)} · ${a.message}`}
                         sx={{ pr: 12 }}
                       />
                     </ListItem>
@@ -155,16 +161,38 @@ export default function MonitoringPage() {
         <Grid size={{ xs: 12, md: 6 }}>
           <Section id="stats-heading" title="Job statistics">
             <AsyncView state={stats} loadingLabel="Loading statistics">
-              {(s) => {
-                const byStatus = Object.entries(s.jobs_by_status ?? {}).map(([name, value]) => ({ name, value }));
-                const perService = (s.per_service ?? []).map((p) => ({
-                  name: p.service_name ?? String(p.service_id),
-                  value: p.count,
-                }));
+              {(all) => {
+                const s = all[period];
+                const byStatus = Object.entries(s.jobs_by_status).map(([name, value]) => ({ name, value }));
+                const perService = s.per_service.map((p) => ({ name: `Service ${p.service_id}`, value: p.jobs }));
+                const choose = (
+                  <ToggleButtonGroup
+                    exclusive
+                    size="small"
+                    value={period}
+                    onChange={(_, value: Period | null) => value && setPeriod(value)}
+                    aria-label="Period"
+                    sx={{ mb: 1 }}
+                  >
+                    <ToggleButton value="day">Last day</ToggleButton>
+                    <ToggleButton value="week">Last week</ToggleButton>
+                    <ToggleButton value="month">Last month</ToggleButton>
+                  </ToggleButtonGroup>
+                );
                 if (byStatus.length === 0 && perService.length === 0)
-                  return <Typography color="text.secondary">No jobs counted yet.</Typography>;
+                  return (
+                    <>
+                      {choose}
+                      <Typography color="text.secondary">No jobs counted in this period.</Typography>
+                    </>
+                  );
                 return (
                   <>
+                    {choose}
+                    <Typography variant="body2" gutterBottom>
+                      {s.total_jobs} jobs, success rate {s.success_rate != null ? `${Math.round(s.success_rate)} %` : '—'},{' '}
+                      {s.uploads} uploads
+                    </Typography>
                     {byStatus.length > 0 && <BarList label="Jobs by status" data={byStatus} />}
                     {perService.length > 0 && (
                       <>
@@ -174,7 +202,7 @@ export default function MonitoringPage() {
                         <BarList label="Jobs per service" data={perService} />
                       </>
                     )}
-                    {s.active_users !== undefined && <Typography sx={{ mt: 1 }}>Active users: {s.active_users}</Typography>}
+                    <Typography sx={{ mt: 1 }}>Active users: {s.active_users}</Typography>
                   </>
                 );
               }}

@@ -18,7 +18,7 @@ import TableHead from '@mui/material/TableHead';
 import TablePagination from '@mui/material/TablePagination';
 import TableRow from '@mui/material/TableRow';
 import TextField from '@mui/material/TextField';
-import { admin, itemsOf, services, type Role, type User } from '../../api';
+import { admin, services, type Role, type User } from '../../api';
 import { AsyncView } from '../../components/AsyncView';
 import { ConfirmDialog } from '../../components/ConfirmDialog';
 import { useFeedback } from '../../components/Feedback';
@@ -30,7 +30,7 @@ const ROLES: Role[] = ['researcher', 'service_admin', 'admin'];
 
 function PermissionsDialog({ user, onClose }: { user: User; onClose: () => void }) {
   const feedback = useFeedback();
-  const perms = useAsync(async () => itemsOf(await admin.permissions(user.id)), [user.id]);
+  const perms = useAsync(async () => (await admin.permissions(user.id)).services, [user.id]);
   const serviceList = useAsync(() => services.list(), []);
   const [serviceId, setServiceId] = useState('');
   const [quota, setQuota] = useState('');
@@ -44,8 +44,9 @@ function PermissionsDialog({ user, onClose }: { user: User; onClose: () => void 
             <List dense aria-label="Granted services">
               {list.map((p) => (
                 <ListItem
-                  key={p.service_id}
+                  key={`${p.service_id}-${p.via ?? ''}`}
                   secondaryAction={
+                    p.via && p.via !== 'user' ? undefined : (
                     <Button
                       size="small"
                       color="error"
@@ -54,11 +55,12 @@ function PermissionsDialog({ user, onClose }: { user: User; onClose: () => void 
                     >
                       Revoke
                     </Button>
+                    )
                   }
                 >
                   <ListItemText
                     primary={nameOf(p.service_id)}
-                    secondary={p.monthly_quota != null ? `${p.monthly_quota} jobs a month` : 'no quota'}
+                    secondary={`${p.monthly_quota != null ? `${p.monthly_quota} jobs a month` : 'no quota'}${p.via && p.via !== 'user' ? ` · through ${p.via}` : ''}`}
                   />
                 </ListItem>
               ))}
