@@ -30,7 +30,7 @@ Admin = Annotated[Principal, Depends(require_roles("admin"))]
 
 
 @router.get("/health/overall", response_model=OverallHealth)
-async def overall_health(request: Request, session: SessionDep) -> OverallHealth:
+async def overall_health(request: Request) -> OverallHealth:
     """Health of every component of the platform, checked now and concurrently, with the open alerts."""
     settings: Settings = request.app.state.settings
     state = request.app.state
@@ -41,7 +41,7 @@ async def overall_health(request: Request, session: SessionDep) -> OverallHealth
         peers=settings.peer_urls(),
         celery_components=settings.celery_components,
     )
-    alerts = [AlertRead.model_validate(a).model_dump(mode="json") for a in await service.active_alerts(session=session)]
+    alerts = await service.active_alerts_if_reachable(database=state.database, timeout_s=settings.component_timeout_s)
     return await service.overall_health(probes=probes, timeout_s=settings.component_timeout_s, active_alerts=alerts)
 
 

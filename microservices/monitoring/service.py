@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ from microservices.monitoring.models import (
     UserActivity,
 )
 from microservices.monitoring.schemas import (
+    AlertRead,
     AlertRuleUpdate,
     ComponentHealth,
     ComponentHistory,
@@ -53,6 +55,8 @@ from microservices.monitoring.schemas import (
     ServiceStats,
     SystemMetrics,
 )
+
+logger = logging.getLogger(__name__)
 
 # Without these nothing works; any other component down leaves the platform degraded, not down.
 CRITICAL_COMPONENTS = frozenset({"postgresql", "redis", "gateway", "user_service"})
@@ -444,6 +448,17 @@ def alerts_statement(*, status: str | None) -> Select[Any]:
 async def active_alerts(*, session: AsyncSession) -> list[Alert]:
     """Alerts open now, newest first."""
     return list((await session.scalars(alerts_statement(status="active"))).all())
+
+
+async def active_alerts_if_reachable(*, database: Database, timeout_s: float) -> list[dict[str, Any]]:
+    """The open alerts as JSON, or none when the database is away (the overall health must still answer)."""
+    try:
+        async with asyncio.timeout(timeout_s), database.sessionmaker() as session:
+            alerts = await active_alerts(session=session)
+    except Exception as exc:
+        logger.warning("active alerts not read: %s", exc)
+        return []
+    return [AlertRead.model_validate(a).model_dump(mode="json") for a in alerts]
 
 
 async def acknowledge_alert(*, session: AsyncSession, alert_id: int, by: str) -> Alert:

@@ -210,6 +210,8 @@ def test_alert_opens_when_a_service_stops_and_resolves_with_one_admin_notificati
         platform.stop_component("file_manager")
         try:
             opened = wait_until(lambda: alerts("active"), timeout_s=30)
+            overall = httpx.get(f"{monitoring}/health/overall", timeout=10).json()
+            assert [a["id"] for a in overall["active_alerts"] if a["subject"] == "file_manager"] == [opened[0]["id"]]
         finally:
             platform.restart_component("file_manager")
         wait_until(lambda: not alerts("active") and len(alerts("resolved")) == resolved_before + 1, timeout_s=30)

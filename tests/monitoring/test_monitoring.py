@@ -267,8 +267,7 @@ async def test_alert_endpoints(session, client, tokens):
     alert = listed["items"][0]
     assert (alert["title"], alert["status"], alert["acknowledged_at"]) == ("Disk / is 99 % full", "active", None)
 
-    overall = (await client.get("/health/overall")).json()
-    assert [a["id"] for a in overall["active_alerts"]] == [alert["id"]]
+    assert [a.id for a in await service.active_alerts(session=session)] == [alert["id"]]
 
     response = await client.post(f"/alerts/{alert['id']}/acknowledge", headers=admin(tokens))
     assert response.status_code == 200
@@ -347,3 +346,24 @@ async def test_system_metrics(client, tokens):
     assert body["disk_total_bytes"] == psutil.disk_usage("/").total
     assert 0 <= body["cpu_percent"] <= 100
     assert (await client.get("/metrics/system")).status_code == 401
+
+
+async def test_overall_health_answers_when_its_own_database_is_away(tokens):
+    from microservices.common.localinfra import free_port
+
+    settings = Settings(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/monitoring_db",
+        sampler_enabled=False,
+        consume_events=False,
+        component_timeout_s=1.0,
+        log_json=False,
+        access_log=False,
+    )
+    async with app_client(build_app(settings), tokens=tokens, rollback=False) as client:
+        response = await client.get("/health/overall")
+    assert response.status_code == 200
+    body = response.json()
+    by_name = {c["service_name"]: c for c in body["services"]}
+    assert by_name["postgresql"]["status"] == "unhealthy"
+    assert body["overall_status"] == "unhealthy"
+    assert body["active_alerts"] == []
