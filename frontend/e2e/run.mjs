@@ -167,6 +167,36 @@ await check('create an API token and use it from a script', async () => {
   return 'GET /api/auth/user with the new token: 200';
 });
 
+await check('an admin deactivates a user, who is then signed out with a clear message', async () => {
+  const name = `e2e${randomUUID().slice(0, 8)}`;
+  const password = `Pw-${randomUUID()}`;
+  const created = await api('/users', accessToken, {
+    method: 'POST',
+    body: JSON.stringify({ username: name, email: `${name}@example.org`, password, roles: ['researcher'] }),
+  });
+  if (created.status !== 201 && created.status !== 200) throw new Error(`POST /api/users: ${created.status}`);
+  const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const victim = await other.newPage();
+  await victim.goto(`${BASE}/login`);
+  await victim.getByLabel('Username or e-mail').fill(name);
+  await victim.getByLabel('Password').fill(password);
+  await victim.getByRole('button', { name: 'Sign in' }).click();
+  await settled(victim, 'Dashboard');
+
+  await page.goto(`${BASE}/admin/users`);
+  await settled(page, 'Users');
+  await page.getByLabel('Search users').fill(name);
+  await page.getByRole('button', { name: `Deactivate ${name}` }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Deactivate' }).click();
+  await page.getByText(`${name} was deactivated.`).waitFor();
+
+  // The user's next request is refused, renewal too, and the sign-in page says why.
+  await victim.getByRole('link', { name: 'Jobs', exact: true }).click();
+  await victim.getByText('Your session has ended. Please sign in again.').waitFor({ timeout: 15000 });
+  await victim.screenshot({ path: join(out, 'session-ended.png') });
+  await other.close();
+});
+
 // The job path needs a registered service with a panel (the WES fixture or the Michigan fake, seeded by an admin).
 const services = accessToken ? await api('/services', accessToken) : { status: 0, body: null };
 const usable = (services.body?.items ?? []).filter((s) => s.is_active);
