@@ -48,6 +48,9 @@ class Settings(ServiceSettings):
     websocket_heartbeat_s: float = 25.0
     websocket_auth_timeout_s: float = 5.0
 
+    # Processed event ids, sent e-mails and finished webhook deliveries are kept this long.
+    retention_days: int = 30
+
     # User e-mail addresses and the admin list come from the user service; cached for this long.
     directory_cache_ttl_s: float = 300.0
 

@@ -21,15 +21,17 @@ from email.message import EmailMessage as MimeMessage
 
 import httpx
 from cryptography.fernet import MultiFernet
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from microservices.common.events import to_json
 from microservices.notification.config import Settings
 from microservices.notification.directory import Directory
-from microservices.notification.models import EmailMessage, Webhook, WebhookDelivery
+from microservices.notification.models import EmailMessage, Webhook, WebhookDelivery, processed_event
 
 logger = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 3600.0
 
 
 def backoff_delay(*, attempts: int, base_s: float, cap_s: float = 3600.0) -> timedelta:
@@ -180,6 +182,24 @@ async def send_due_webhooks(
     return succeeded
 
 
+async def prune(*, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> dict[str, int]:
+    """Forget what no one needs any more: old processed event ids, sent or failed e-mails, finished deliveries."""
+    cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+    statements = {
+        "processed_event": delete(processed_event).where(processed_event.c.processed_at < cutoff),
+        "email_message": delete(EmailMessage).where(EmailMessage.status != "pending", EmailMessage.created_at < cutoff),
+        "webhook_delivery": delete(WebhookDelivery).where(
+            WebhookDelivery.status != "pending", WebhookDelivery.created_at < cutoff
+        ),
+    }
+    deleted = {}
+    async with sessionmaker() as session, session.begin():
+        for table, statement in statements.items():
+            result = await session.execute(statement)
+            deleted[table] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted
+
+
 class DeliveryWorker:
     """Runs both queues in the background, woken at once when a notification adds work."""
 
@@ -198,6 +218,7 @@ class DeliveryWorker:
         self.fernet = fernet
         self.directory = directory
         self.wake = asyncio.Event()
+        self._last_prune = 0.0
 
     async def run_once(self) -> tuple[int, int]:
         """One pass over both queues: (e-mails sent, webhook calls that succeeded)."""
@@ -213,6 +234,9 @@ class DeliveryWorker:
             self.wake.clear()
             try:
                 await self.run_once()
+                if time.monotonic() - self._last_prune > PRUNE_EVERY_S:
+                    self._last_prune = time.monotonic()
+                    logger.info("pruned: %s", await prune(sessionmaker=self.sessionmaker, settings=self.settings))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

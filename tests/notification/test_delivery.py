@@ -220,3 +220,42 @@ async def test_websocket_with_a_bad_token_is_closed_with_4401(databases, tokens,
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(socket.recv(), timeout=3)
     assert closed.value.rcvd.code == 4401
+
+
+async def test_prune_forgets_old_bookkeeping_but_not_pending_mail(databases, tokens):
+    from datetime import timedelta
+
+    from microservices.notification.delivery import prune
+    from microservices.notification.models import processed_event
+
+    app = build_app(make_settings(retention_days=30))
+    user_id = unique_user_id()
+    old = datetime.now(UTC) - timedelta(days=31)
+    event_id = uuid.uuid4()
+    async with app_client(app, tokens=tokens, rollback=False):
+        async with app.state.database.sessionmaker() as session, session.begin():
+            await session.execute(
+                processed_event.insert().values(consumer="notification", event_id=event_id, topic="x", processed_at=old)
+            )
+            for status in ("sent", "pending"):
+                session.add(
+                    EmailMessage(
+                        user_id=user_id,
+                        notification_type="job_completed",
+                        subject=status,
+                        body_text="",
+                        body_html="",
+                        status=status,
+                        created_at=old,
+                    )
+                )
+        deleted = await prune(sessionmaker=app.state.database.sessionmaker, settings=app.state.settings)
+        async with app.state.database.sessionmaker() as session:
+            left = (await session.scalars(select(EmailMessage.subject).where(EmailMessage.user_id == user_id))).all()
+            remembered = await session.scalar(
+                select(processed_event.c.event_id).where(processed_event.c.event_id == event_id)
+            )
+    # The service's own hourly pass may have got there first; what is left is what counts.
+    assert set(deleted) == {"processed_event", "email_message", "webhook_delivery"}
+    assert left == ["pending"]
+    assert remembered is None
