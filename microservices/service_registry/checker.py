@@ -133,10 +133,22 @@ class HealthChecker:
             logger.info("health cycle: %d services checked in %.2f s", len(states), self.last_cycle_s)
         return states
 
+    async def prune(self) -> int:
+        """Drop health-log rows older than `health_log_retention_days`."""
+        older_than = datetime.now(UTC) - timedelta(days=self.settings.health_log_retention_days)
+        async with self.sessionmaker() as session:
+            deleted = await registry.prune_health_log(session=session, older_than=older_than)
+            await session.commit()
+        return deleted
+
     async def run(self) -> None:
-        """Check due services forever, every `health_check_tick_s`."""
+        """Check due services forever, every `health_check_tick_s`; prune the log once an hour."""
+        last_prune = -3600.0
         while True:
             try:
+                if time.monotonic() - last_prune >= 3600:
+                    last_prune = time.monotonic()
+                    await self.prune()
                 await self.run_cycle()
             except asyncio.CancelledError:
                 raise

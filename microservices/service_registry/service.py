@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 from cryptography.fernet import MultiFernet
-from sqlalchemy import Select, Text, cast, false, func, or_, select, true
+from sqlalchemy import Select, Text, cast, delete, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from microservices.common.errors import Conflict, NotFound
@@ -550,3 +550,9 @@ async def sync_panels(
     if result.added or result.updated or result.deactivated:
         await emit_service_changed(session=session, service=service, action="updated", origin=ORIGIN_REGISTRY)
     return result
+
+
+async def prune_health_log(*, session: AsyncSession, older_than: datetime) -> int:
+    """Delete health-log rows checked before `older_than`; return how many."""
+    result = await session.execute(delete(HealthCheck).where(HealthCheck.checked_at < older_than))
+    return int(getattr(result, "rowcount", 0) or 0)

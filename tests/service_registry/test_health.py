@@ -235,3 +235,18 @@ async def test_a_server_that_never_answers_is_unhealthy_after_the_timeout(databa
     fake.down = None
     assert health["status"] == "unhealthy"
     assert health["error_message"] == f"no answer from {base_url.removeprefix('http://')} within 0.5 s"
+
+
+async def test_old_health_log_rows_are_pruned(app, client, service_admin, researcher):
+    from microservices.service_registry.models import HealthCheck
+
+    created = await create(client, service_admin)
+    session = app.state.test_session
+    now = datetime.now(UTC)
+    for days in (100, 91, 89, 1):
+        session.add(HealthCheck(service_id=created["id"], status="healthy", checked_at=now - timedelta(days=days)))
+    await session.flush()
+    deleted = await registry.prune_health_log(session=session, older_than=now - timedelta(days=90))
+    assert deleted == 2
+    history = (await client.get(f"/services/{created['id']}/health/history", headers=researcher)).json()
+    assert history["total"] == 2

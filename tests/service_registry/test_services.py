@@ -257,3 +257,21 @@ async def test_django_upsert_needs_a_service_account(client, admin):
     response = await client.put("/internal/services/django/1", json=service_body(), headers=admin)
     assert response.status_code == 403
     assert response.json() == {"error": "forbidden", "detail": "This endpoint is for the platform's own services."}
+
+
+async def test_django_upsert_keeps_what_django_does_not_hold(client, service_admin, service_account):
+    created = await create(client, service_admin, name="MIS", credential=SECRET, tags=["public"], poll_interval_s=300)
+    pushed = await client.put(
+        "/internal/services/django/9",
+        json={"name": "MIS", "api_type": "michigan", "base_url": "https://mis.example.org", "description": "edited"},
+        headers=service_account,
+    )
+    assert pushed.status_code == 200
+    body = pushed.json()
+    assert (body["id"], body["description"], body["base_url"]) == (created["id"], "edited", "https://mis.example.org")
+    assert (body["has_credential"], body["tags"], body["poll_interval_s"], body["auth_mode"]) == (
+        True,
+        ["public"],
+        300,
+        "api_token",
+    )
