@@ -5,9 +5,12 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from federated_imputation.health import health
+from imputation.views import ImputationServiceViewSet, ReferencePanelViewSet
 
 # The admin API's viewsets register here as they are written.
 admin_api = DefaultRouter()
+admin_api.register("services", ImputationServiceViewSet)
+admin_api.register("reference-panels", ReferencePanelViewSet)
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -292,3 +292,30 @@ def test_admin_health_cache_lifetime_follows_the_health(django_setup, settings_o
     cache_service.service_health(registry_id, client=client)
     assert timeouts == [900, 10, 60]
     assert cache_service.service_health(None) is None
+
+
+def test_admin_api_is_for_admins_and_its_saves_reach_the_registry(registry):
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    anonymous = Client(HTTP_HOST="localhost")
+    assert anonymous.get("/api/admin/services/").status_code == 403
+    staff = User.objects.create_superuser(f"root{uuid.uuid4().hex[:6]}", "r@example.org", "pw-long-enough-1")
+    browser = Client(HTTP_HOST="localhost")
+    browser.force_login(staff)
+    created = browser.post(
+        "/api/admin/services/",
+        {"name": "Via API", "slug": "via-api", "api_type": "ga4gh_wes", "base_url": "https://wes.example.org"},
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.content
+    bad = browser.post(
+        "/api/admin/services/",
+        {"name": "Bad", "slug": "bad", "api_type": "slurm", "base_url": "https://x.example.org"},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400
+    assert bad.json() == {"api_type": ['"slurm" is not a valid choice.']}
+    remote = registry.get("/services/via-api").json()
+    assert (remote["django_id"], remote["api_type"]) == (created.json()["id"], "ga4gh_wes")
+    staff.delete()
