@@ -50,6 +50,7 @@ class HealthChecker:
         self.semaphore = asyncio.Semaphore(settings.health_max_concurrency)
         self.cycles = 0
         self.last_cycle_s: float | None = None
+        self.last_probe_s: float | None = None
 
     def cache_key(self, service_id: int) -> str:
         return f"{self.settings.health_cache_prefix}{service_id}"
@@ -65,7 +66,9 @@ class HealthChecker:
 
     async def check_services(self, *, session: AsyncSession, services: Sequence[ImputationService]) -> list[HealthRead]:
         """Probe `services` concurrently and record the results in `session` (the caller commits)."""
+        started = time.perf_counter()
         results = await asyncio.gather(*(self._probe(s) for s in services))
+        self.last_probe_s = time.perf_counter() - started
         checked_at = datetime.now(UTC)
         deactivate_after = timedelta(days=self.settings.health_deactivate_after_days)
         for service, result in zip(services, results, strict=True):
@@ -76,6 +79,7 @@ class HealthChecker:
                 checked_at=checked_at,
                 deactivate_after=deactivate_after,
             )
+        await session.flush()
         return [registry.health_read(s) for s in services]
 
     async def cache(self, states: Sequence[HealthRead]) -> None:
