@@ -42,6 +42,8 @@ class Settings(ServiceSettings):
     webhook_max_attempts: int = 6
     webhook_retry_base_s: float = 10.0
     webhook_timeout_s: float = 10.0
+    # Webhooks to loopback and private addresses reach into the platform's own network: off unless asked for.
+    webhook_allow_private_urls: bool = False
     # How often the e-mail and webhook queues are looked at when nothing wakes them.
     delivery_poll_interval_s: float = 2.0
 

@@ -14,7 +14,7 @@ from microservices.common.db import SessionDep
 from microservices.common.errors import AppError
 from microservices.common.pagination import Page, PageParamsDep, paginate
 from microservices.notification import service
-from microservices.notification.dependencies import FernetDep, UserPrincipal
+from microservices.notification.dependencies import FernetDep, SettingsDep, UserPrincipal
 from microservices.notification.push import PushHub
 from microservices.notification.schemas import (
     NotificationRead,
@@ -87,12 +87,16 @@ async def put_preferences(
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
 async def create_webhook(
-    session: SessionDep, principal: UserPrincipal, fernet: FernetDep, webhook_in: WebhookCreate
+    session: SessionDep, principal: UserPrincipal, fernet: FernetDep, settings: SettingsDep, webhook_in: WebhookCreate
 ) -> WebhookCreated:
-    """Register a webhook; its signing secret is in this answer only."""
+    """Register a webhook (a public http(s) URL); its signing secret is in this answer only."""
     assert principal.user_id is not None
     webhook, secret = await service.create_webhook(
-        session=session, fernet=fernet, user_id=principal.user_id, webhook_in=webhook_in
+        session=session,
+        fernet=fernet,
+        user_id=principal.user_id,
+        webhook_in=webhook_in,
+        allow_private=settings.webhook_allow_private_urls,
     )
     return WebhookCreated(**WebhookRead.model_validate(webhook).model_dump(), secret=secret)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, MultiFernet
 from sqlalchemy import Select, delete, func, or_, select, update
@@ -337,10 +340,24 @@ def make_fernet(settings: Settings) -> MultiFernet:
     return MultiFernet([Fernet(key)])
 
 
+def check_webhook_url(url: str, *, allow_private: bool) -> None:
+    """Refuse URLs that point into the platform's own network (loopback, private, link-local addresses)."""
+    if allow_private:
+        return
+    host = (urlsplit(url).hostname or "").strip("[]").lower()
+    if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
+        raise BadRequest(f"Webhooks cannot point at {host}.", code="webhook_url_not_allowed")
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(host)
+        if not address.is_global:
+            raise BadRequest(f"Webhooks cannot point at the private address {host}.", code="webhook_url_not_allowed")
+
+
 async def create_webhook(
-    *, session: AsyncSession, fernet: MultiFernet, user_id: int, webhook_in: WebhookCreate
+    *, session: AsyncSession, fernet: MultiFernet, user_id: int, webhook_in: WebhookCreate, allow_private: bool = False
 ) -> tuple[Webhook, str]:
     """Register a webhook; return it with its signing secret (shown to the user once)."""
+    check_webhook_url(str(webhook_in.url), allow_private=allow_private)
     secret = "whsec_" + secrets.token_urlsafe(32)
     webhook = Webhook(
         user_id=user_id,

@@ -93,6 +93,8 @@ def make_settings(**overrides: Any) -> Settings:
         "email_retry_base_s": 0.1,
         "webhook_retry_base_s": 0.1,
         "delivery_poll_interval_s": 0.1,
+        # The webhook receiver of these tests listens on 127.0.0.1.
+        "webhook_allow_private_urls": True,
         "websocket_heartbeat_s": 25.0,
         "log_json": False,
         "access_log": False,

@@ -338,3 +338,21 @@ async def test_smtp_settings_are_read_without_prefix(monkeypatch):
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_use_tls) == ("mail.example.org", 2525, True)
     assert settings.smtp_password.get_secret_value() == "s3cret-relay"
     assert "s3cret-relay" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://127.0.0.1:8001/users", "the private address 127.0.0.1"),
+        ("http://10.1.2.3/", "the private address 10.1.2.3"),
+        ("http://[::1]/", "the private address ::1"),
+        ("http://localhost:8000/", "localhost"),
+        ("http://redis.internal/", "redis.internal"),
+    ],
+)
+async def test_webhooks_into_the_platforms_network_are_refused(tokens, databases, url, host):
+    app = build_app(make_settings(webhook_allow_private_urls=False))
+    async with app_client(app, tokens=tokens) as client:
+        response = await client.post("/notifications/webhooks", headers=auth(tokens, ALICE), json={"url": url})
+    assert response.status_code == 400
+    assert response.json() == {"error": "webhook_url_not_allowed", "detail": f"Webhooks cannot point at {host}."}
