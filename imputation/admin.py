@@ -2,11 +2,12 @@
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, path
 
 from imputation.models import ImputationService, ReferencePanel
 from imputation.services.cache_service import service_health
-from imputation.services.registry_client import RegistryClient, RegistryError
+from imputation.services.registry_client import RegistryClient, RegistryError, RegistryRejected
 from imputation.services.registry_sync import applying_registry_change, mirror_panels, push_service
 
 
@@ -36,6 +37,34 @@ class ImputationServiceAdmin(admin.ModelAdmin):
     readonly_fields = ["registry_id", "created_at", "updated_at"]
     inlines = [ReferencePanelInline]
     actions = ["sync_to_registry", "sync_panels_from_service", "refresh_health"]
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name="imputation_imputationservice_test_connection",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def test_connection_view(self, request: HttpRequest) -> JsonResponse:
+        """The wizard's "Test connection": the registry probes the URL (Django never probes a service itself)."""
+        if request.method != "POST" or not self.has_add_permission(request):
+            return JsonResponse({"ok": False, "message": "Not allowed."}, status=403)
+        api_type, base_url = request.POST.get("api_type", ""), request.POST.get("base_url", "")
+        try:
+            with RegistryClient() as registry:
+                result = registry.test_connection(api_type=api_type, base_url=base_url)
+        except RegistryRejected as exc:
+            return JsonResponse({"ok": False, "message": str(exc)}, status=400)
+        except RegistryError as exc:
+            return JsonResponse({"ok": False, "message": str(exc)}, status=502)
+        if result["status"] == "healthy":
+            message = f"Reachable: answered in {result['response_time_ms']:.0f} ms."
+        else:
+            message = f"Not reachable: {result['error_message']}."
+        return JsonResponse({"ok": result["status"] == "healthy", "message": message, "result": result})
 
     @admin.display(description="Health")
     def health(self, obj: ImputationService) -> str:

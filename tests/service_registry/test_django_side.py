@@ -319,3 +319,27 @@ def test_admin_api_is_for_admins_and_its_saves_reach_the_registry(registry):
     remote = registry.get("/services/via-api").json()
     assert (remote["django_id"], remote["api_type"]) == (created.json()["id"], "ga4gh_wes")
     staff.delete()
+
+
+def test_the_add_wizard_tests_a_connection_through_the_registry(registry):
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    staff = User.objects.create_superuser(f"root{uuid.uuid4().hex[:6]}", "r@example.org", "pw-long-enough-1")
+    browser = Client(HTTP_HOST="localhost")
+    browser.force_login(staff)
+    page = browser.get("/admin/imputation/imputationservice/add/")
+    assert b'id="test-connection"' in page.content
+    port = free_port()
+    answer = browser.post(
+        "/admin/imputation/imputationservice/test-connection/",
+        {"api_type": "michigan", "base_url": f"http://127.0.0.1:{port}"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["message"] == f"Not reachable: connection refused by 127.0.0.1:{port}."
+    refused = browser.post(
+        "/admin/imputation/imputationservice/test-connection/", {"api_type": "michigan", "base_url": "ftp://x"}
+    )
+    assert refused.status_code == 400
+    assert "the base URL must start with http:// or https://" in refused.json()["message"]
+    staff.delete()
