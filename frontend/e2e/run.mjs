@@ -208,7 +208,7 @@ if (!usable.length || !existsSync(VCF)) {
       await page.goto(`${BASE}/jobs/new`);
       await settled(page, 'New job');
       await page.getByRole('combobox', { name: 'Service' }).click();
-      await page.getByRole('option', { name: new RegExp(`^${service.name}`) }).click();
+      await page.getByRole('option', { name: new RegExp(`^${service.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`) }).click();
       await page.getByRole('combobox', { name: 'Reference panel' }).click();
       await page.getByRole('option').first().click();
       await page.getByLabel('Job name').fill(`e2e ${service.slug} ${Date.now()}`);

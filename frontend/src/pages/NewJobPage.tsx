@@ -372,7 +372,6 @@ export default function NewJobPage() {
                   label="Population"
                   value={population}
                   onChange={(e) => setPopulation(e.target.value)}
-                  disabled={!primaryPanel}
                   error={!!fieldError('population')}
                   helperText={fieldError('population') ?? (primaryPanel ? ' ' : 'Pick a panel first.')}
                 >
