@@ -13,7 +13,7 @@ from microservices.service_registry.main import build_app
 from microservices.service_registry.models import ImputationService
 from tests.fakes.serve import serve_asgi
 from tests.harness import app_client
-from tests.service_registry.conftest import MICHIGAN_TOKEN, async_wait_until, create, events, registry_settings
+from tests.service_registry.conftest import MICHIGAN_TOKEN, OUTBOX, async_wait_until, create, events, registry_settings
 
 # service-info as sapporo 2.4.0 answers it (protocols/ga4gh-wes.md §5), trimmed to the fields that matter here.
 SAPPORO_SERVICE_INFO = {
@@ -204,9 +204,17 @@ async def test_due_services_follow_the_adaptive_interval(app, client, service_ad
     assert inactive not in [s.id for s in due]
 
 
-async def test_background_checker_checks_a_new_service_within_a_tick(databases, tokens, michigan, service_admin):
-    base_url, _ = michigan
-    settings = registry_settings(health_check_enabled=True, health_check_tick_s=0.2)
+async def test_background_checker_checks_a_new_service_within_a_tick_and_sees_it_go_down(
+    databases, tokens, michigan, service_admin
+):
+    base_url, fake = michigan
+    # Intervals shortened from 15 min / 1 min so that the test sees a healthy service go down.
+    settings = registry_settings(
+        health_check_enabled=True,
+        health_check_tick_s=0.2,
+        health_interval_healthy_s=1.0,
+        health_interval_unhealthy_s=0.5,
+    )
     app = build_app(settings)
     async with app_client(app, tokens=tokens, rollback=False) as client:
         created = await create(client, service_admin, name="Background", base_url=base_url)
@@ -221,7 +229,26 @@ async def test_background_checker_checks_a_new_service_within_a_tick(databases, 
             async with app.state.database.sessionmaker() as session:
                 service = await session.scalar(select(ImputationService).where(ImputationService.id == created["id"]))
                 assert service.last_checked_at is not None
+            fake.down = "maintenance"
+
+            async def unhealthy() -> bool:
+                response = await client.get(f"/services/{created['id']}", headers=service_admin)
+                return response.json()["health_status"] == "unhealthy"
+
+            # Within one healthy interval plus a tick.
+            await async_wait_until(unhealthy, timeout_s=3)
+            async with app.state.database.sessionmaker() as session:
+                rows = await session.execute(
+                    select(OUTBOX.c.payload)
+                    .where(OUTBOX.c.topic == "service.health.changed")
+                    .order_by(OUTBOX.c.occurred_at)
+                )
+                changes = [
+                    (p["old_status"], p["new_status"]) for p in rows.scalars() if p["service_id"] == created["id"]
+                ]
+            assert changes == [("unknown", "healthy"), ("healthy", "unhealthy")]
         finally:
+            fake.down = None
             await client.delete(f"/services/{created['id']}", headers=service_admin)
 
 

@@ -169,3 +169,22 @@ async def test_sync_of_an_unreachable_service_is_502(client, service_admin):
     response = await client.post(f"/services/{service['id']}/sync", headers=service_admin)
     assert response.status_code == 502
     assert response.json()["detail"] == "The service could not be read: connection refused by 127.0.0.1:9."
+
+
+async def test_health_and_sync_against_a_real_wes_server(client, service_admin, researcher, tmp_path):
+    from tests.job_processor.sapporo_server import start_sapporo
+
+    with start_sapporo(tmp_path) as sapporo:
+        service = await create(client, service_admin, name="sapporo", api_type="ga4gh_wes", base_url=sapporo.base_url)
+        await client.post(
+            f"/services/{service['id']}/panels",
+            json={"panel_id": "sim-1mb", "name": "sim", "build": "hg38", "parameters": {"workflow_type": "CWL"}},
+            headers=service_admin,
+        )
+        health = (await client.get(f"/services/{service['id']}/health?refresh=true", headers=researcher)).json()
+        result = (await client.post(f"/services/{service['id']}/sync", headers=service_admin)).json()
+    assert (health["status"], health["error_message"]) == ("healthy", None)
+    assert result["unchanged"] == ["sim-1mb"]
+    assert result["deactivated"] == []
+    assert "CWL" in result["capabilities"]["workflow_type_versions"]
+    assert "cwltool" in result["capabilities"]["workflow_engine_versions"]
