@@ -138,6 +138,12 @@ REGISTRY_HEALTH_TTL_REQUESTED_S = env_int("DJANGO_REGISTRY_HEALTH_TTL_REQUESTED_
 # The worker applies the registry's `service.changed` events (Redis database 3, the event bus).
 REGISTRY_EVENTS_ENABLED = env_bool("DJANGO_REGISTRY_EVENTS_ENABLED", True)
 
+# Admin logins are checked by the user service (one identity store); local accounts (createsuperuser) still work.
+AUTHENTICATION_BACKENDS = [
+    "imputation.auth.UserServiceBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

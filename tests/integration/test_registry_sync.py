@@ -198,3 +198,20 @@ def test_a_service_created_in_the_registry_appears_in_django_without_echo(platfo
             (registry_id,),
         )
         assert cursor.fetchall() == [("registry", "created")]
+
+
+def test_the_platform_admin_logs_into_the_django_admin_through_the_user_service(platform):
+    with httpx.Client(base_url=platform.url("django"), timeout=20) as browser:
+        login_page = browser.get("/admin/login/")
+        response = browser.post(
+            "/admin/login/?next=/admin/",
+            data={
+                "csrfmiddlewaretoken": csrf_token(login_page.text),
+                "username": platform.env["BOOTSTRAP_ADMIN_USERNAME"],
+                "password": platform.env["BOOTSTRAP_ADMIN_PASSWORD"],
+                "next": "/admin/",
+            },
+        )
+        assert response.status_code == 302
+        assert response.headers["location"] == "/admin/"
+        assert browser.get("/admin/imputation/imputationservice/").status_code == 200

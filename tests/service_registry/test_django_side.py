@@ -343,3 +343,36 @@ def test_the_add_wizard_tests_a_connection_through_the_registry(registry):
     assert refused.status_code == 400
     assert "the base URL must start with http:// or https://" in refused.json()["message"]
     staff.delete()
+
+
+@pytest.mark.parametrize(
+    ("roles", "staff", "superuser", "in_group"),
+    [(["admin"], True, True, False), (["service_admin"], True, False, True), (["researcher"], None, None, None)],
+)
+def test_admin_login_goes_through_the_user_service(django_setup, monkeypatch, roles, staff, superuser, in_group):
+    from django.contrib.auth import authenticate
+
+    from imputation import auth
+
+    username = f"u{uuid.uuid4().hex[:8]}"
+    seen = []
+
+    def login(url, json, timeout):
+        seen.append((url, json))
+        if json["password"] != "right password":
+            return httpx.Response(401, json={"error": "invalid_credentials", "detail": "No."})
+        user = {"id": 5, "username": username, "email": "u@example.org", "first_name": "U", "last_name": "S"}
+        return httpx.Response(200, json={"access_token": "a", "user": {**user, "roles": roles, "is_active": True}})
+
+    monkeypatch.setattr(auth.httpx, "post", login)
+    assert authenticate(None, username=username, password="wrong password") is None
+    user = authenticate(None, username=username, password="right password")
+    assert seen[-1][0].endswith("/auth/login")
+    if staff is None:
+        assert user is None
+        return
+    assert (user.is_staff, user.is_superuser, user.has_usable_password()) == (staff, superuser, False)
+    assert user.groups.filter(name=auth.SERVICE_ADMIN_GROUP).exists() is in_group
+    if in_group:
+        assert user.has_perm("imputation.change_imputationservice")
+        assert not user.has_perm("auth.add_user")
