@@ -197,7 +197,32 @@ await check('an admin deactivates a user, who is then signed out with a clear me
   await other.close();
 });
 
-// The job path needs a registered service with a panel (the WES fixture or the Michigan fake, seeded by an admin).
+let unreadBefore = 0;
+async function unreadOnBell() {
+  const label = await page.getByRole('link', { name: /^Notifications/ }).first().getAttribute('aria-label');
+  return Number(/(\d+) unread/.exec(label ?? '')?.[1] ?? 0);
+}
+
+// The job path needs a registered service with a panel. E2E_MICHIGAN_URL (+ E2E_MICHIGAN_TOKEN) registers a
+// Michigan server, e.g. the fake: `python -m tests.fakes.michigan --port 18123 --token T --job-run-time 5`.
+if (process.env.E2E_MICHIGAN_URL && accessToken) {
+  const base_url = process.env.E2E_MICHIGAN_URL;
+  const known = await api('/services', accessToken);
+  if (!(known.body?.items ?? []).some((s) => s.base_url.replace(/\/$/, '') === base_url.replace(/\/$/, ''))) {
+    const created = await api('/services', accessToken, {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'Michigan (e2e)',
+        slug: `michigan-e2e-${randomUUID().slice(0, 6)}`,
+        api_type: 'michigan',
+        base_url,
+        credential: process.env.E2E_MICHIGAN_TOKEN ?? 'T',
+      }),
+    });
+    await api(`/services/${created.body?.id}/sync`, accessToken, { method: 'POST' });
+    console.log(`seeded service ${created.body?.slug} (${created.status}) with its panels`);
+  }
+}
 const services = accessToken ? await api('/services', accessToken) : { status: 0, body: null };
 const usable = (services.body?.items ?? []).filter((s) => s.is_active);
 if (!usable.length || !existsSync(VCF)) {
@@ -214,6 +239,7 @@ if (!usable.length || !existsSync(VCF)) {
       await page.getByLabel('Job name').fill(`e2e ${service.slug} ${Date.now()}`);
       await page.getByLabel('VCF files').setInputFiles(VCF);
       await page.getByText(/samples · chromosomes/).waitFor({ timeout: 60000 });
+      unreadBefore = await unreadOnBell();
       await page.getByRole('button', { name: /^Submit/ }).click();
       await page.waitForURL(/\/jobs\/[^/]+$/, { timeout: 30000 });
       // No reload from here: the page must follow the job by itself.
@@ -226,6 +252,36 @@ if (!usable.length || !existsSync(VCF)) {
       if (expected && actual !== expected) throw new Error(`checksum ${actual} ≠ shown ${expected}`);
       await page.screenshot({ path: join(out, `job-${service.slug}.png`), fullPage: true });
       return `sha256 ${actual.slice(0, 12)}… matches`;
+    });
+
+    await check(`job on ${service.name}: notifications arrived live on the bell`, async () => {
+      // The page was never reloaded since submitting, so a higher count came over the WebSocket (or the poll).
+      const deadline = Date.now() + 30000;
+      let now = await unreadOnBell();
+      while (now <= unreadBefore && Date.now() < deadline) {
+        await page.waitForTimeout(500);
+        now = await unreadOnBell();
+      }
+      if (now <= unreadBefore) throw new Error(`unread stayed at ${now}`);
+      return `unread ${unreadBefore} → ${now} without a reload`;
+    });
+
+    await check(`job on ${service.name}: cancel a running job`, async () => {
+      await page.goto(`${BASE}/jobs/new`);
+      await settled(page, 'New job');
+      await page.getByRole('combobox', { name: 'Service' }).click();
+      await page.getByRole('option', { name: new RegExp(`^${service.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`) }).click();
+      await page.getByRole('combobox', { name: 'Reference panel' }).click();
+      await page.getByRole('option').first().click();
+      await page.getByLabel('Job name').fill(`e2e cancel ${Date.now()}`);
+      await page.getByLabel('VCF files').setInputFiles(VCF);
+      await page.getByText(/samples · chromosomes/).waitFor({ timeout: 60000 });
+      await page.getByRole('button', { name: /^Submit/ }).click();
+      await page.waitForURL(/\/jobs\/[^/]+$/, { timeout: 30000 });
+      await page.getByRole('button', { name: 'Cancel job' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Cancel job' }).click();
+      await page.locator('.MuiChip-label', { hasText: /^cancelled$/ }).first().waitFor({ timeout: 60000 });
+      await page.screenshot({ path: join(out, `job-cancelled-${service.slug}.png`), fullPage: true });
     });
   }
 }

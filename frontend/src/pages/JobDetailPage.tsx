@@ -110,6 +110,7 @@ export default function JobDetailPage() {
   );
   const serviceId = job.data?.service_id;
   const service = useAsync(async () => (serviceId === undefined ? null : services.get(serviceId)), [serviceId]);
+  const panels = useAsync(async () => (serviceId === undefined ? null : services.panels(serviceId)), [serviceId]);
   const [confirmCancel, setConfirmCancel] = useState(false);
   const live = job.data ? LIVE_STATUSES.includes(job.data.status) : false;
 
@@ -214,7 +215,12 @@ export default function JobDetailPage() {
                   {(
                     [
                       ['Service', j.service_name ?? service.data?.name ?? j.service_id],
-                      ['Reference panel', j.reference_panel_name ?? j.reference_panel_id],
+                      [
+                        'Reference panel',
+                        j.reference_panel_name ??
+                          panels.data?.items.find((p) => p.id === j.reference_panel_id)?.name ??
+                          j.reference_panel_id,
+                      ],
                       ['Build', j.build],
                       ['Phasing', j.phasing ? 'yes' : 'no'],
                       ['Population', j.population ?? '—'],
