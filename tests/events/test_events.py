@@ -358,12 +358,15 @@ async def test_consumer_survives_redis_being_away(sessionmaker, redis, prefix, c
     event = make_event()
     await redis.xadd(f"{prefix}job.status.updated", event.to_fields())
     await asyncio.sleep(0.3)
-    assert consumer.last_error.startswith("ConnectionError")
+    # Refused, or timed out on a machine too busy to be refused within 0.3 s.
+    assert consumer.last_error.startswith(("ConnectionError", "TimeoutError")), consumer.last_error
     check = consumer_health_check(consumer, max_failing_s=0.1)
     warning = await check.probe()
-    assert re.fullmatch(r"Events have not been read for \d+ s \(ConnectionError: .*\)\.", warning), warning
+    assert re.fullmatch(r"Events have not been read for \d+ s \((Connection|Timeout)Error: .*\)\.", warning, re.S), (
+        warning
+    )
     consumer.redis = redis
-    deadline = asyncio.get_running_loop().time() + 10
+    deadline = asyncio.get_running_loop().time() + 20
     while consumer.handled_total < 1:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
