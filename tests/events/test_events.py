@@ -183,10 +183,14 @@ async def test_relay_is_woken_by_the_commit_not_by_its_poll(sessionmaker, engine
     relay = OutboxRelay(engine=engine, redis=redis, prefix=prefix, poll_interval_s=30)
     task = asyncio.create_task(relay.run())
     try:
-        await asyncio.sleep(0.3)  # the relay is listening and idle
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while relay._listener is None:  # the relay is listening and idle
+            assert loop.time() - started < 10, "the relay never listened"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
         async with sessionmaker.begin() as session:
             await emit(session, topic="service.changed", payload={"service_id": 1}, producer="service_registry")
-        loop = asyncio.get_running_loop()
         started = loop.time()
         while not await redis.xlen(f"{prefix}service.changed"):
             assert loop.time() - started < 2, "not published within 2 s of the commit"
