@@ -61,7 +61,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session commits when the endpoint returns, before the response is sent, so a client never
+# holds an id whose row failed to commit (the default scope would commit after the response went out).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def make_sync_sessionmaker(url: str, *, pool_size: int = 5) -> tuple[Engine, sessionmaker[Session]]:

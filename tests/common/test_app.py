@@ -170,3 +170,9 @@ async def test_warning_check_degrades_but_keeps_200(databases):
         "response_time_ms": response.json()["checks"]["smtp"]["response_time_ms"],
         "error": "SMTP is not configured: e-mails are not sent",
     }
+
+
+async def test_a_page_number_past_the_limit_is_422_not_a_database_error(client):
+    response = await client.get("/items?page=10000000000000000000")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["query", "page"]
