@@ -27,6 +27,7 @@ function jobHandlers(current: ReturnType<typeof job>, results: object[] = []) {
     http.get('/api/jobs/42/files', () => HttpResponse.json(page(results))),
     http.get('/api/files/5', () => HttpResponse.json(inputFile)),
     http.get('/api/services/1', () => HttpResponse.json(michigan)),
+    http.get('/api/services/1/panels', () => HttpResponse.json(page([panel1000g]))),
   ];
 }
 

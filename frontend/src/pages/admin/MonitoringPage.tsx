@@ -61,7 +61,7 @@ export default function MonitoringPage() {
             <AsyncView state={health} loadingLabel="Loading component health" isEmpty={(d) => d.services.length === 0} empty="No component reported.">
               {(data) => (
                 <>
-                  <Typography gutterBottom>
+                  <Typography component="div" gutterBottom>
                     Overall: <HealthBadge status={data.overall_status} />
                   </Typography>
                   <Table size="small" aria-labelledby="components-heading">
