@@ -8,13 +8,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from microservices.job_processor import states
 from microservices.job_processor.adapters import InputFile, Submission, make_adapter
-from microservices.job_processor.adapters.base import PermanentRemoteError, TransientRemoteError
+from microservices.job_processor.adapters.base import PermanentRemoteError, RemoteOutput, TransientRemoteError
 from microservices.job_processor.adapters.wes import WesAdapter, parse_outputs
 from microservices.job_processor.config import Settings
 from tests.job_processor.accuracy import evaluate
@@ -222,3 +223,100 @@ async def test_target_sent_as_a_signed_url_is_fetched_by_the_node(adapter: WesAd
         server.shutdown()
     assert served == ["/files/target/download?expires=1&signature=abc"]
     assert "imputed.vcf.gz" in {o.name for o in await adapter.outputs(run_id)}
+
+
+def _recording_adapter(
+    api_type: str, token: str, seen: list[tuple[str, str | None]], replies: dict[str, httpx.Response] | None = None
+) -> tuple[httpx.AsyncClient, Any]:
+    from microservices.job_processor.peers import Credential
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers.get("authorization")))
+        return (replies or {}).get(request.url.path) or httpx.Response(200, content=b"result")
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    adapter = make_adapter(
+        api_type=api_type,
+        base_url="https://wes.test/ga4gh/wes/v1",
+        http=http,
+        credential=Credential(token=token, source="user"),
+        files=LocalFiles({}),
+        settings=Settings(),
+    )
+    return http, adapter
+
+
+async def test_downloads_carry_the_token_only_to_the_wes_node_itself() -> None:
+    seen: list[tuple[str, str | None]] = []
+    http, adapter = _recording_adapter("ga4gh_wes", "user-token", seen)
+    async with http:
+        for url in (
+            "https://wes.test/ga4gh/wes/v1/runs/r1/outputs/a.vcf.gz",
+            "https://wes.test:443/b.vcf.gz",
+            "https://attacker.test/c.vcf.gz",
+            "http://wes.test/d.vcf.gz",
+            "https://wes.test:8443/e.vcf.gz",
+        ):
+            async with adapter.download(RemoteOutput(name=url.rsplit("/", 1)[-1], url=url)) as response:
+                assert await response.aread() == b"result"
+        with pytest.raises(PermanentRemoteError, match=r"^the server offers f\.vcf\.gz at a file URL$"):
+            async with adapter.download(RemoteOutput(name="f.vcf.gz", url="file:///etc/passwd")):
+                pass
+    assert seen == [
+        ("https://wes.test/ga4gh/wes/v1/runs/r1/outputs/a.vcf.gz", "Bearer user-token"),
+        ("https://wes.test/b.vcf.gz", "Bearer user-token"),
+        ("https://attacker.test/c.vcf.gz", None),
+        ("http://wes.test/d.vcf.gz", None),
+        ("https://wes.test:8443/e.vcf.gz", None),
+    ]
+
+
+async def test_dnastack_token_url_must_be_https_outside_development() -> None:
+    import json
+
+    registration = {"client_id": "c", "client_secret": "s", "token_url": "http://169.254.169.254/latest/meta-data"}
+    seen: list[tuple[str, str | None]] = []
+    http, adapter = _recording_adapter("dnastack", json.dumps(registration), seen)
+    async with http:
+        adapter.allow_http_token_url = False
+        with pytest.raises(PermanentRemoteError, match=r"^the DNAstack credential's token_url must be an https URL$"):
+            await adapter.status("r1")
+        registration["token_url"] = "file:///etc/passwd"
+        adapter.credential = type(adapter.credential)(token=json.dumps(registration), source="user")
+        adapter.allow_http_token_url = True
+        with pytest.raises(PermanentRemoteError, match=r"^the DNAstack credential's token_url must be an https URL$"):
+            await adapter.status("r1")
+    assert seen == []
+
+
+async def test_dnastack_token_endpoint_replies_never_reach_the_job_message() -> None:
+    import json
+
+    registration = {"client_id": "c", "client_secret": "s", "token_url": "https://internal.test/secret"}
+    seen: list[tuple[str, str | None]] = []
+    secret = httpx.Response(403, json={"message": "internal-secret-value"})
+    http, adapter = _recording_adapter("dnastack", json.dumps(registration), seen, {"/secret": secret})
+    async with http:
+        with pytest.raises(PermanentRemoteError) as refused:
+            await adapter.status("r1")
+    assert str(refused.value) == (
+        "DNAstack token: the token endpoint refused the client registration (HTTP 403); check the credential stored "
+        "for this service"
+    )
+    assert seen == [("https://internal.test/secret", None)]
+
+
+def test_dnastack_may_use_an_http_token_url_only_in_development_and_test() -> None:
+    from microservices.job_processor.adapters.wes import DnastackAdapter
+
+    for environment, allowed in (("development", True), ("test", True), ("production", False)):
+        adapter = make_adapter(
+            api_type="dnastack",
+            base_url="https://wes.test",
+            http=httpx.AsyncClient(),
+            credential=None,
+            files=LocalFiles({}),
+            settings=Settings().model_copy(update={"environment": environment}),
+        )
+        assert isinstance(adapter, DnastackAdapter)
+        assert adapter.allow_http_token_url is allowed

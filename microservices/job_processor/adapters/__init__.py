@@ -56,12 +56,14 @@ def make_adapter(
     if api_type == "michigan":
         return MichiganAdapter(**common)
     if api_type in ("ga4gh_wes", "dnastack"):
-        cls = DnastackAdapter if api_type == "dnastack" else WesAdapter
-        return cls(
+        wes: dict[str, Any] = dict(
             workflow_dir=settings.wes_workflow_dir,
             workflow_file=settings.wes_workflow_file,
             engine=settings.wes_workflow_engine,
             type_version=settings.wes_workflow_type_version,
             **common,
         )
+        if api_type == "dnastack":
+            return DnastackAdapter(allow_http_token_url=settings.environment in ("development", "test"), **wes)
+        return WesAdapter(**wes)
     raise PermanentRemoteError(f"No adapter speaks api_type {api_type!r}.")

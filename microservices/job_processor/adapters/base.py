@@ -145,10 +145,13 @@ class Adapter(ABC):
     @contextlib.asynccontextmanager
     async def download(self, output: RemoteOutput) -> AsyncIterator[httpx.Response]:
         """The streamed body of one result file."""
+        url = httpx.URL(output.url)
+        if url.scheme not in ("http", "https"):
+            raise PermanentRemoteError(f"the server offers {output.name} at a {url.scheme or 'relative'} URL")
+        # The remote server chooses the output URLs: our credentials go only to the server itself.
+        headers = self.download_headers() if origin(url) == origin(httpx.URL(self.base_url)) else {}
         try:
-            async with self.http.stream(
-                "GET", output.url, headers=self.download_headers(), timeout=self.transfer_timeout_s
-            ) as response:
+            async with self.http.stream("GET", url, headers=headers, timeout=self.transfer_timeout_s) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise self.error_for(response, f"download of {output.name}")
@@ -199,6 +202,11 @@ class Adapter(ABC):
                 if body.get(key):
                     return str(body[key])[:300]
         return ""
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in): what must match for credentials to be sent."""
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def boundary() -> str:

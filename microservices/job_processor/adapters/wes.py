@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
 
 from microservices.job_processor import states
 from microservices.job_processor.adapters.base import (
@@ -16,6 +19,7 @@ from microservices.job_processor.adapters.base import (
     RemoteOutput,
     RemoteStatus,
     Submission,
+    TransientRemoteError,
     boundary,
     multipart_body,
 )
@@ -240,8 +244,9 @@ class DnastackAdapter(WesAdapter):
 
     api_type: ClassVar[str] = "dnastack"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, allow_http_token_url: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.allow_http_token_url = allow_http_token_url
         self._access_token: str | None = None
 
     def _registration(self) -> dict[str, Any] | None:
@@ -254,6 +259,10 @@ class DnastackAdapter(WesAdapter):
         missing = {"client_id", "client_secret", "token_url"} - set(registration)
         if missing:
             raise PermanentRemoteError(f"the DNAstack credential lacks {', '.join(sorted(missing))}")
+        # The credential is the researcher's text and the worker posts to its token_url: only to a TLS endpoint.
+        schemes = ("https", "http") if self.allow_http_token_url else ("https",)
+        if urlsplit(str(registration["token_url"])).scheme not in schemes:
+            raise PermanentRemoteError("the DNAstack credential's token_url must be an https URL")
         return dict(registration)
 
     async def _token(self) -> str | None:
@@ -269,9 +278,34 @@ class DnastackAdapter(WesAdapter):
             }
             if registration.get("scope"):
                 form["scope"] = registration["scope"]
-            response = await super().request("POST", str(registration["token_url"]), what="DNAstack token", data=form)
-            self._access_token = str(response.json()["access_token"])
+            self._access_token = await self._exchange(str(registration["token_url"]), form)
         return self._access_token
+
+    async def _exchange(self, token_url: str, form: dict[str, Any]) -> str:
+        # The token endpoint's replies never reach job messages: the URL is the researcher's to choose, so its body
+        # could be anything the worker can reach. Only the HTTP status is told.
+        try:
+            response = await self.http.post(token_url, data=form, timeout=self.timeout_s)
+        except httpx.TimeoutException as exc:
+            raise TransientRemoteError("DNAstack token: the token endpoint did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise TransientRemoteError(
+                f"DNAstack token: the token endpoint could not be reached ({type(exc).__name__})"
+            ) from exc
+        code = response.status_code
+        if code >= 500 or code in (408, 429):
+            raise TransientRemoteError(f"DNAstack token: the token endpoint answered HTTP {code}")
+        if code != 200:
+            raise PermanentRemoteError(
+                f"DNAstack token: the token endpoint refused the client registration (HTTP {code}); check the "
+                "credential stored for this service"
+            )
+        try:
+            return str(response.json()["access_token"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentRemoteError(
+                "DNAstack token: the token endpoint's answer (HTTP 200) held no access_token"
+            ) from exc
 
     def auth_headers(self) -> dict[str, str]:
         if self._access_token:
@@ -279,6 +313,6 @@ class DnastackAdapter(WesAdapter):
         return {} if self._registration() is not None else super().auth_headers()
 
     async def request(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
-        if self._registration() is not None and self._access_token is None and what != "DNAstack token":
+        if self._registration() is not None and self._access_token is None:
             await self._token()
         return await super().request(method, path, what=what, **kwargs)
