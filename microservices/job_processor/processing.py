@@ -266,6 +266,16 @@ def _succeeded(job: Job) -> None:
     job.failing_since = None
 
 
+def enqueue_task(task: str, args: list[Any]) -> None:
+    """Send a Celery task by name; called after the commit its work depends on."""
+    from microservices.job_processor.worker import app
+
+    try:
+        app.send_task(task, args=args)
+    except Exception as exc:
+        logger.warning("could not enqueue %s%s: %s", task, tuple(args), exc)
+
+
 # --- submit ---------------------------------------------------------------------------------------------------------
 
 
@@ -321,7 +331,8 @@ def submit_job(job_id: str) -> str:
                 job.next_poll_at = now() + timedelta(seconds=job.poll_interval_s)
             session.commit()
         if cancel_after:
-            cancel_remote(job_id)  # the user cancelled while we were submitting
+            # The user cancelled while we were submitting: the task retries a remote that is briefly unreachable.
+            enqueue_task("jobs.cancel_remote", [job_id])
         return "submitted" if fresh else "adopted"
 
 
@@ -337,12 +348,14 @@ def poll_job(job_id: str) -> str:
             job = _load(session, job_id)
             if job is None:
                 return "nothing to do"
-            if job.status == states.DOWNLOADING:
-                return _collect_locked(job_id)
-            if job.status != states.RUNNING or not job.remote_job_id:
+            collect = job.status == states.DOWNLOADING
+            if not collect and (job.status != states.RUNNING or not job.remote_job_id):
                 return "nothing to do"
             view = _view(job, None)
-            remote_id = job.remote_job_id
+            remote_id = job.remote_job_id or ""
+        # Outside the session: a download may take many minutes and must not hold a transaction open meanwhile.
+        if collect:
+            return _collect_locked(job_id)
 
         async def work(adapter: Adapter, peers: Peers) -> RemoteStatus:
             return await adapter.status(remote_id)

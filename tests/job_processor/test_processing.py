@@ -307,3 +307,45 @@ def test_outage_while_running_is_waited_out(world: World) -> None:
     world.fake.down = None
     done = world.run_to_end(job_id)
     assert (done.status, done.failures, done.failing_since) == (states.COMPLETED, 0, None)
+
+
+def test_a_cancel_during_submission_is_handed_to_the_retrying_task(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.fake.job_run_time_s = 30
+    job_id = world.make_job()
+    submit = processing._with_adapter
+
+    async def submit_then_user_cancels(view: Any, work: Any) -> Any:
+        found = await submit(view, work)
+        with processing.runtime().sessions() as session:
+            job = session.get(Job, uuid.UUID(job_id))
+            assert job is not None
+            processing.service.set_status_sync(session=session, job=job, new_status=states.CANCELLED, message="by user")
+            session.commit()
+        return found
+
+    def unreachable(job_id: str) -> str:
+        raise processing.TransientRemoteError("the server could not be reached")
+
+    enqueued: list[tuple[str, list[Any]]] = []
+    monkeypatch.setattr(processing, "_with_adapter", submit_then_user_cancels)
+    monkeypatch.setattr(processing, "cancel_remote", unreachable)
+    monkeypatch.setattr(processing, "enqueue_task", lambda task, args: enqueued.append((task, args)))
+    assert processing.submit_job(job_id) == "submitted"
+    assert enqueued == [("jobs.cancel_remote", [job_id])]
+    assert world.job(job_id).status == states.CANCELLED
+
+
+def test_results_are_collected_without_a_transaction_held_open(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = world.make_job(status=states.DOWNLOADING, remote_job_id="job-1")
+    pool = processing.runtime().engine.pool
+    checked_out: list[int] = []
+
+    def collect(collected_id: str) -> str:
+        checked_out.append(pool.checkedout())  # type: ignore[attr-defined]
+        return "collected"
+
+    monkeypatch.setattr(processing, "_collect_locked", collect)
+    assert processing.poll_job(job_id) == "collected"
+    assert checked_out == [1]  # the advisory lock's connection only, no session's
