@@ -29,7 +29,7 @@ async def get_audited_session(session: SessionDep) -> AsyncIterator[AsyncSession
         raise
 
 
-AuditedSessionDep = Annotated[AsyncSession, Depends(get_audited_session)]
+AuditedSessionDep = Annotated[AsyncSession, Depends(get_audited_session, scope="function")]
 
 
 def get_settings(request: Request) -> Settings:
