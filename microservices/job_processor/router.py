@@ -84,7 +84,7 @@ async def _with_upload(request: Request, peers: Peers, model: type[ModelT]) -> t
     if form.upload is None:
         return _validate(model, form.fields), None
     # Check the parameters before storing anything.
-    _validate(model, {**form.fields, "input_file_ids": ["pending"]})
+    _validate(model, {**form.fields, "input_file_ids": [str(uuid.UUID(int=0))]})
     stored = await peers.upload_input(
         form.upload.file,
         filename=form.upload.filename or "input.vcf.gz",

@@ -26,12 +26,13 @@ class JobCreate(BaseModel):
     population: str | None = Field(default=None, max_length=50)
     mode: Mode = "imputation"
     r2_filter: float | None = Field(default=None, ge=0, le=1)
-    input_file_ids: list[str] = Field(min_length=1, max_length=50)
+    # UUIDs, as the file manager issues them: an id goes into the file manager's URL paths.
+    input_file_ids: list[uuid.UUID] = Field(min_length=1, max_length=50)
     run_at: datetime | None = None
 
     @field_validator("input_file_ids")
     @classmethod
-    def _distinct(cls, value: list[str]) -> list[str]:
+    def _distinct(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
         if len(set(value)) != len(value):
             raise ValueError("each input file may be given once")
         return value
@@ -145,7 +146,7 @@ class MultiServiceCreate(BaseModel):
     population: str | None = Field(default=None, max_length=50)
     mode: Mode = "imputation"
     r2_filter: float | None = Field(default=None, ge=0, le=1)
-    input_file_ids: list[str] = Field(min_length=1, max_length=50)
+    input_file_ids: list[uuid.UUID] = Field(min_length=1, max_length=50)
     run_at: datetime | None = None
     targets: list[ServicePanel] = Field(min_length=1, max_length=20)
 
@@ -215,5 +216,5 @@ class TemplateJobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    input_file_ids: list[str] = Field(min_length=1, max_length=50)
+    input_file_ids: list[uuid.UUID] = Field(min_length=1, max_length=50)
     run_at: datetime | None = None

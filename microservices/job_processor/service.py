@@ -180,17 +180,17 @@ async def resolve_target(*, peers: Peers, service_id: int, reference_panel_id: i
     return Target(service=service, panel=panel)
 
 
-async def fetch_input_files(*, peers: Peers, user_id: int, file_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The metadata of the user's input files; a file of someone else is reported as missing."""
+async def fetch_input_files(*, peers: Peers, user_id: int, file_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    """The metadata of the user's input files; a file of someone else, or of no known owner, is reported as missing."""
     records = []
     for file_id in file_ids:
-        record = await peers.file(file_id)
-        if record is None or (record.get("owner_id") is not None and int(record["owner_id"]) != user_id):
+        record = await peers.file(str(file_id))
+        if record is None or str(record.get("owner_id")) != str(user_id):
             raise Unprocessable(
                 f"Input file {file_id} is not among your uploads: upload it with POST /files/upload first.",
                 code="unknown_input_file",
             )
-        records.append(record)
+        records.append({**record, "id": str(file_id)})
     return records
 
 
@@ -260,7 +260,7 @@ async def create_job(
         population=job_in.population,
         mode=job_in.mode,
         r2_filter=job_in.r2_filter,
-        input_file_ids=list(job_in.input_file_ids),
+        input_file_ids=[str(file_id) for file_id in job_in.input_file_ids],
         input_files=[
             {key: f.get(key) for key in ("filename", "size_bytes", "sha256")} | {"id": str(f["id"])} for f in files
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,13 @@ USER_ID = 7
 OTHER_USER_ID = 8
 
 
-def vcf_file(file_id: str, **overrides: Any) -> dict[str, Any]:
-    """A file manager record of a valid hg19 chromosome-20 upload with 50 samples."""
+def file_id(name: str) -> str:
+    """The file manager's id (a UUID) of the test file called `name`."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"file:{name}"))
+
+
+def vcf_file(name: str, **overrides: Any) -> dict[str, Any]:
+    """A file manager record of a valid hg19 chromosome-20 upload with 50 samples, stored as `name`.vcf.gz."""
     vcf = {
         "sample_count": 50,
         "chromosomes": ["20"],
@@ -30,8 +36,8 @@ def vcf_file(file_id: str, **overrides: Any) -> dict[str, Any]:
         **overrides.pop("vcf", {}),
     }
     return {
-        "id": file_id,
-        "filename": f"{file_id}.vcf.gz",
+        "id": file_id(name),
+        "filename": f"{name}.vcf.gz",
         "size_bytes": 4343,
         "sha256": "a" * 64,
         "md5": "b" * 32,
@@ -96,7 +102,7 @@ class PeerStub:
              "populations": [], "is_active": True,
              "parameters": {"reference_vcf": "/data/ref.vcf.gz", "genetic_map": "/data/ref.map"}},
         ]  # fmt: skip
-        stub.files["f1"] = vcf_file("f1")
+        stub.files[file_id("f1")] = vcf_file("f1")
         stub.permissions[USER_ID] = {
             "user_id": USER_ID,
             "roles": ["researcher"],
@@ -137,11 +143,11 @@ class PeerStub:
             body = await request.aread()
             if self.refuse_uploads:
                 return httpx.Response(422, json={"error": "not_a_vcf", "detail": "Line 1: this is text, not a VCF."})
-            file_id = f"up{len(self.uploads) + 1}"
-            self.uploads.append((file_id, body))
+            name = f"up{len(self.uploads) + 1}"
+            self.uploads.append((file_id(name), body))
             filename = re.search(rb'filename="([^"]+)"', body)
-            self.files[file_id] = vcf_file(file_id, filename=filename[1].decode() if filename else "x.vcf.gz")
-            return httpx.Response(201, json=self.files[file_id])
+            self.files[file_id(name)] = vcf_file(name, filename=filename[1].decode() if filename else "x.vcf.gz")
+            return httpx.Response(201, json=self.files[file_id(name)])
         if m := re.fullmatch(r"/files/([^/]+)", path):
             if request.method == "DELETE":
                 self.deleted.append(m[1])

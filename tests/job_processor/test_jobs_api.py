@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from microservices.job_processor.config import Settings
 from microservices.job_processor.main import build_app
 from microservices.job_processor.models import Job
 from tests.harness import TokenFactory, app_client
-from tests.job_processor.stubs import OTHER_USER_ID, USER_ID, PeerStub, stub_peers, vcf_file
+from tests.job_processor.stubs import OTHER_USER_ID, USER_ID, PeerStub, file_id, stub_peers, vcf_file
 
 
 @dataclass
@@ -33,7 +34,13 @@ class Api:
     async def create(
         self, user_id: int = USER_ID, headers: dict[str, str] | None = None, **fields: Any
     ) -> httpx.Response:
-        body = {"name": "chr20 run", "service_id": 1, "reference_panel_id": 11, "input_file_ids": ["f1"], **fields}
+        body = {
+            "name": "chr20 run",
+            "service_id": 1,
+            "reference_panel_id": 11,
+            "input_file_ids": [file_id("f1")],
+            **fields,
+        }
         return await self.client.post("/jobs", json=body, headers={**self.headers(user_id), **(headers or {})})
 
 
@@ -61,7 +68,7 @@ async def test_create_job_queues_it_with_history_and_enqueues_submission(api: Ap
     assert job["user_id"] == USER_ID
     assert job["api_type"] == "michigan"
     assert job["service_name"] == "Michigan"
-    assert job["input_file_ids"] == ["f1"]
+    assert job["input_file_ids"] == [file_id("f1")]
     assert job["has_result_password"] is True
     assert api.enqueued == [("jobs.submit", [job["id"]])]
     detail = (await api.client.get(f"/jobs/{job['id']}", headers=api.headers())).json()
@@ -117,9 +124,11 @@ async def test_idempotency_key_with_a_different_body_is_a_conflict(api: Api) -> 
 
 async def test_idempotency_keys_are_per_user(api: Api) -> None:
     api.stub.permissions[OTHER_USER_ID]["all_services"] = True
-    api.stub.files["g1"] = vcf_file("g1", owner_id=OTHER_USER_ID)
+    api.stub.files[file_id("g1")] = vcf_file("g1", owner_id=OTHER_USER_ID)
     first = await api.create(headers={"Idempotency-Key": "same"})
-    second = await api.create(user_id=OTHER_USER_ID, headers={"Idempotency-Key": "same"}, input_file_ids=["g1"])
+    second = await api.create(
+        user_id=OTHER_USER_ID, headers={"Idempotency-Key": "same"}, input_file_ids=[file_id("g1")]
+    )
     assert second.status_code == 201
     assert second.json()["id"] != first.json()["id"]
 
@@ -143,7 +152,7 @@ async def test_preflight_refusals_name_the_file_and_the_fix(
     record = vcf_file("f1")
     vcf_changes = file_overrides.pop("vcf", {})
     record["vcf"] = None if vcf_changes is None else {**record["vcf"], **vcf_changes}
-    api.stub.files["f1"] = {**record, **file_overrides}
+    api.stub.files[file_id("f1")] = {**record, **file_overrides}
     response = await api.create(**fields)
     assert response.status_code == 422, response.text
     body = response.json()
@@ -163,7 +172,7 @@ async def test_preflight_refusals_name_the_file_and_the_fix(
         ({"service_id": 99}, 403, "service_not_permitted"),
         ({"reference_panel_id": 21}, 422, "panel_not_in_service"),
         ({"reference_panel_id": 12}, 422, "panel_inactive"),
-        ({"input_file_ids": ["nope"]}, 422, "unknown_input_file"),
+        ({"input_file_ids": [file_id("nope")]}, 422, "unknown_input_file"),
         ({"population": "sas"}, 422, "preflight_failed"),
         ({"build": "hg18"}, 422, "validation_error"),
         ({"input_file_ids": []}, 422, "validation_error"),
@@ -178,12 +187,12 @@ async def test_bad_requests_are_refused_with_a_clear_code(
 
 
 async def test_a_file_of_another_user_is_not_found(api: Api) -> None:
-    api.stub.files["f1"]["owner_id"] = OTHER_USER_ID
+    api.stub.files[file_id("f1")]["owner_id"] = OTHER_USER_ID
     response = await api.create()
     assert response.status_code == 422
     assert response.json() == {
         "error": "unknown_input_file",
-        "detail": "Input file f1 is not among your uploads: upload it with POST /files/upload first.",
+        "detail": f"Input file {file_id('f1')} is not among your uploads: upload it with POST /files/upload first.",
     }
 
 
@@ -203,8 +212,8 @@ async def test_monthly_quota(api: Api) -> None:
 
 
 async def test_wes_job_needs_one_file_and_a_configured_panel(api: Api) -> None:
-    api.stub.files["f2"] = vcf_file("f2")
-    response = await api.create(service_id=2, reference_panel_id=21, input_file_ids=["f1", "f2"])
+    api.stub.files[file_id("f2")] = vcf_file("f2")
+    response = await api.create(service_id=2, reference_panel_id=21, input_file_ids=[file_id("f1"), file_id("f2")])
     assert response.status_code == 422
     assert [p["code"] for p in response.json()["problems"]] == ["one_file_per_job"]
     ok = await api.create(service_id=2, reference_panel_id=21)
@@ -305,7 +314,7 @@ async def test_service_accounts_cannot_own_jobs(api: Api) -> None:
     headers = api.tokens.headers(sub="service:gateway", audience="federated-imputation-internal", roles=[])
     response = await api.client.post(
         "/jobs",
-        json={"name": "x", "service_id": 1, "reference_panel_id": 11, "input_file_ids": ["f1"]},
+        json={"name": "x", "service_id": 1, "reference_panel_id": 11, "input_file_ids": [file_id("f1")]},
         headers=headers,
     )
     assert response.status_code == 403
@@ -321,7 +330,7 @@ async def test_legacy_multipart_form_uploads_then_creates(api: Api) -> None:
     )  # fmt: skip
     assert response.status_code == 201, response.text
     job = response.json()
-    assert job["input_file_ids"] == ["up1"]
+    assert job["input_file_ids"] == [file_id("up1")]
     assert (job["name"], job["phasing"], job["population"]) == ("legacy", True, "eur")
     _, body = api.stub.uploads[0]
     assert b"\x1f\x8b fake bgzip bytes" in body
@@ -332,7 +341,7 @@ async def test_legacy_multipart_form_uploads_then_creates(api: Api) -> None:
 
 
 async def test_legacy_form_refused_job_removes_its_upload(api: Api) -> None:
-    api.stub.files["later"] = vcf_file("later")
+    api.stub.files[file_id("later")] = vcf_file("later")
     response = await api.client.post(
         "/jobs",
         data={"name": "legacy", "service_id": "1", "reference_panel_id": "11", "phasing": "no"},
@@ -341,7 +350,7 @@ async def test_legacy_form_refused_job_removes_its_upload(api: Api) -> None:
     )
     assert response.status_code == 422
     assert response.json()["problems"][0]["code"] == "unphased_without_phasing"
-    assert api.stub.deleted == ["up1"]
+    assert api.stub.deleted == [file_id("up1")]
 
 
 async def test_legacy_form_with_bad_fields_stores_nothing(api: Api) -> None:
@@ -371,7 +380,7 @@ async def test_legacy_form_passes_on_the_file_managers_refusal(api: Api) -> None
 async def test_multi_service_reports_each_target(api: Api) -> None:
     body = {
         "name": "one input, two services",
-        "input_file_ids": ["f1"],
+        "input_file_ids": [file_id("f1")],
         "targets": [{"service_id": 1, "reference_panel_id": 11}, {"service_id": 2, "reference_panel_id": 11}],
     }
     response = await api.client.post("/jobs/multi-service", json=body, headers=api.headers())
@@ -394,13 +403,13 @@ async def test_multi_service_legacy_form(api: Api) -> None:
     )
     assert response.status_code == 201, response.text
     jobs = [r["job"] for r in response.json()["results"]]
-    assert [(j["service_id"], j["input_file_ids"]) for j in jobs] == [(1, ["up1"]), (2, ["up1"])]
+    assert [(j["service_id"], j["input_file_ids"]) for j in jobs] == [(1, [file_id("up1")]), (2, [file_id("up1")])]
 
 
 async def test_batch_where_every_item_fails_is_422_with_each_reason(api: Api) -> None:
     items = [
-        {"name": "a", "service_id": 1, "reference_panel_id": 12, "input_file_ids": ["f1"]},
-        {"name": "b", "service_id": 1, "reference_panel_id": 11, "input_file_ids": ["nope"]},
+        {"name": "a", "service_id": 1, "reference_panel_id": 12, "input_file_ids": [file_id("f1")]},
+        {"name": "b", "service_id": 1, "reference_panel_id": 11, "input_file_ids": [file_id("nope")]},
     ]
     response = await api.client.post("/jobs/batch", json={"items": items}, headers=api.headers())
     assert response.status_code == 422
@@ -424,10 +433,46 @@ async def test_templates_save_parameters_and_start_jobs(api: Api) -> None:
     listed = (await api.client.get("/templates", headers=h)).json()
     assert [t["name"] for t in listed["items"]] == ["chr20 EUR"]
     assert (await api.client.get(f"/templates/{template['id']}", headers=api.headers(OTHER_USER_ID))).status_code == 404
-    job = await api.client.post(f"/templates/{template['id']}/jobs", json={"input_file_ids": ["f1"]}, headers=h)
+    job = await api.client.post(
+        f"/templates/{template['id']}/jobs", json={"input_file_ids": [file_id("f1")]}, headers=h
+    )
     assert job.status_code == 201, job.text
     assert (job.json()["name"], job.json()["population"], job.json()["r2_filter"]) == ("chr20 EUR", "afr", 0.3)
     assert job.json()["template_id"] == template["id"]
     assert api.enqueued == [("jobs.submit", [job.json()["id"]])]
     assert (await api.client.delete(f"/templates/{template['id']}", headers=h)).status_code == 204
     assert (await api.client.get(f"/templates/{template['id']}", headers=h)).status_code == 404
+
+
+@pytest.mark.parametrize("bad_id", ["../../admin/users", f"{file_id('f1')}?owner=me", "f1"])
+async def test_input_file_ids_must_be_uuids_everywhere(api: Api, bad_id: str) -> None:
+    h = api.headers()
+    template = await api.client.post(
+        "/templates", json={"name": "t", "service_id": 1, "reference_panel_id": 11}, headers=h
+    )
+    multi = {"name": "m", "input_file_ids": [bad_id], "targets": [{"service_id": 1, "reference_panel_id": 11}]}
+    responses = [
+        await api.create(input_file_ids=[bad_id]),
+        await api.client.post("/jobs/multi-service", json=multi, headers=h),
+        await api.client.post(f"/templates/{template.json()['id']}/jobs", json={"input_file_ids": [bad_id]}, headers=h),
+    ]
+    assert [(r.status_code, r.json()["error"]) for r in responses] == [(422, "validation_error")] * 3
+    assert [str(r.url) for r in api.stub.requests if r.url.path.startswith("/files")] == []
+
+
+async def test_a_file_without_an_owner_is_not_found(api: Api) -> None:
+    del api.stub.files[file_id("f1")]["owner_id"]
+    response = await api.create()
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "unknown_input_file",
+        "detail": f"Input file {file_id('f1')} is not among your uploads: upload it with POST /files/upload first.",
+    }
+
+
+async def test_a_file_record_without_its_id_is_stored_under_the_requested_id(api: Api) -> None:
+    del api.stub.files[file_id("f1")]["id"]
+    response = await api.create()
+    assert response.status_code == 201, response.text
+    stored = await api.app.state.test_session.get(Job, uuid.UUID(response.json()["id"]))
+    assert [f["id"] for f in stored.input_files] == [file_id("f1")]
