@@ -275,25 +275,28 @@ async def create_job(
     )
     if api_type == "michigan":
         job.result_password_encrypted = encrypt(fernet, new_result_password())
+    if not idempotency_key:
+        await _store_new_job(session=session, job=job, run_at=job_in.run_at)
+        return job, True
+    try:
+        # The job, its status rows and events, and the key stand or fall together: when the same key arrives twice
+        # at once, the loser's savepoint rolls back whole and nothing of its job is left.
+        async with session.begin_nested():
+            await _store_new_job(session=session, job=job, run_at=job_in.run_at)
+            session.add(IdempotencyKey(user_id=user_id, key=idempotency_key, request_hash=fingerprint, job_id=job.id))
+    except IntegrityError:
+        existing = await _job_for_key(session, user_id=user_id, key=idempotency_key, fingerprint=fingerprint)
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+async def _store_new_job(*, session: AsyncSession, job: Job, run_at: datetime | None) -> None:
     session.add(job)
     await set_status(session=session, job=job, new_status=states.PENDING, message="Job created.")
-    if job_in.run_at is None or job_in.run_at <= now():
+    if run_at is None or run_at <= now():
         await set_status(session=session, job=job, new_status=states.QUEUED, message="Waiting to be submitted.")
-    if idempotency_key:
-        try:
-            async with session.begin_nested():
-                session.add(
-                    IdempotencyKey(user_id=user_id, key=idempotency_key, request_hash=fingerprint, job_id=job.id)
-                )
-        except IntegrityError:
-            # The same key arrived twice at once: the other request's job wins, this one is dropped.
-            await session.delete(job)
-            await session.flush()
-            existing = await _job_for_key(session, user_id=user_id, key=idempotency_key, fingerprint=fingerprint)
-            if existing is None:
-                raise
-            return existing, False
-    return job, True
 
 
 # --- reading --------------------------------------------------------------------------------------------------------

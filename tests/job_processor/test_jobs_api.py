@@ -476,3 +476,31 @@ async def test_a_file_record_without_its_id_is_stored_under_the_requested_id(api
     assert response.status_code == 201, response.text
     stored = await api.app.state.test_session.get(Job, uuid.UUID(response.json()["id"]))
     assert [f["id"] for f in stored.input_files] == [file_id("f1")]
+
+
+async def test_an_idempotency_race_leaves_nothing_of_the_losing_job(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from microservices.common.events import outbox_table
+    from microservices.job_processor import service
+    from microservices.job_processor.models import Base, JobStatusHistory
+
+    winner = await api.create(headers={"Idempotency-Key": "race"})
+    looked_up = service._job_for_key
+    calls: list[str] = []
+
+    async def not_yet_committed(session: Any, **kwargs: Any) -> Job | None:
+        # The first look finds nothing, as when the winner has not committed yet; the one after the conflict does.
+        calls.append(kwargs["key"])
+        return None if len(calls) == 1 else await looked_up(session, **kwargs)
+
+    monkeypatch.setattr(service, "_job_for_key", not_yet_committed)
+    loser = await api.create(headers={"Idempotency-Key": "race"})
+    assert (loser.status_code, loser.headers.get("idempotent-replayed")) == (200, "true")
+    assert loser.json()["id"] == winner.json()["id"]
+    session = api.app.state.test_session
+    outbox = outbox_table(Base.metadata)
+    events = (await session.execute(select(outbox.c.payload))).scalars().all()
+    assert [e["job_id"] for e in events] == [winner.json()["id"]] * 2
+    assert (await session.execute(select(JobStatusHistory.job_id))).scalars().all() == [
+        uuid.UUID(winner.json()["id"])
+    ] * 2
+    assert (await session.execute(select(Job.id))).scalars().all() == [uuid.UUID(winner.json()["id"])]
