@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from microservices.common.errors import AppError
-from microservices.common.service_auth import ServiceTokenProvider
+from microservices.common.service_auth import ServiceTokenProvider, client_secret_for
 
 # A service token is reused this long; it is valid longer, and a 401 fetches a new one at once.
 TOKEN_REUSE_S = 120.0
@@ -38,13 +39,20 @@ _token_lock = threading.Lock()
 _token: tuple[str, float] | None = None
 
 
+def client_secret() -> str:
+    """Django's own DJANGO_INTERNAL_CLIENT_SECRET, else the secret derived for its client id from the shared one."""
+    if os.environ.get("DJANGO_INTERNAL_CLIENT_SECRET") or not settings.INTERNAL_CLIENT_SECRET:
+        return str(settings.INTERNAL_CLIENT_SECRET)
+    return client_secret_for(settings.INTERNAL_CLIENT_SECRET, settings.INTERNAL_CLIENT_ID)
+
+
 async def _fetch_token() -> str:
     async with httpx.AsyncClient(timeout=settings.REGISTRY_TIMEOUT_S) as http:
         provider = ServiceTokenProvider(
             http=http,
             token_url=f"{settings.USER_SERVICE_URL.rstrip('/')}/auth/token",
             client_id=settings.INTERNAL_CLIENT_ID,
-            client_secret=settings.INTERNAL_CLIENT_SECRET,
+            client_secret=client_secret(),
         )
         return await provider.token()
 

@@ -7,12 +7,30 @@ short internal-audience access token, caches it until shortly before it expires,
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import os
 import time
 
 import httpx
 
 from microservices.common.errors import ServiceUnavailable
 from microservices.common.settings import ServiceSettings
+
+
+def client_secret_for(shared_secret: str, client_id: str) -> str:
+    """The secret of service account `client_id` derived from the shared secret: HMAC-SHA256 in hex."""
+    # Derived per client, so that one component's secret does not let it sign in as another.
+    return hmac.new(shared_secret.encode(), client_id.encode(), hashlib.sha256).hexdigest()
+
+
+def component_client_secret(settings: ServiceSettings) -> str:
+    """This component's secret: its own `<PREFIX>INTERNAL_CLIENT_SECRET`, else derived from the shared one."""
+    secret = settings.internal_client_secret.get_secret_value() if settings.internal_client_secret else ""
+    prefix = str(settings.model_config.get("env_prefix", "")).upper()
+    if not secret or (prefix and os.environ.get(f"{prefix}INTERNAL_CLIENT_SECRET")):
+        return secret
+    return client_secret_for(secret, settings.internal_client_id or settings.service_name)
 
 
 class ServiceTokenProvider:
@@ -39,12 +57,11 @@ class ServiceTokenProvider:
     @classmethod
     def from_settings(cls, settings: ServiceSettings, http: httpx.AsyncClient) -> ServiceTokenProvider:
         """A provider for the component `settings` describe (client id defaults to its service name)."""
-        secret = settings.internal_client_secret.get_secret_value() if settings.internal_client_secret else ""
         return cls(
             http=http,
             token_url=f"{settings.user_service_url.rstrip('/')}/auth/token",
             client_id=settings.internal_client_id or settings.service_name,
-            client_secret=secret,
+            client_secret=component_client_secret(settings),
         )
 
     async def token(self) -> str:

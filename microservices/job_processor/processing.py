@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from microservices.common.db import make_sync_sessionmaker
 from microservices.common.errors import AppError
 from microservices.common.http import make_http_client
-from microservices.common.service_auth import ServiceTokenProvider
+from microservices.common.service_auth import ServiceTokenProvider, component_client_secret
 from microservices.job_processor import service, states
 from microservices.job_processor.adapters import (
     Adapter,
@@ -119,7 +119,7 @@ async def _peers(settings: Settings) -> Any:
             http=http,
             token_url=f"{settings.user_service_url.rstrip('/')}/auth/token",
             client_id=settings.internal_client_id or settings.service_name,
-            client_secret=settings.internal_client_secret.get_secret_value() if settings.internal_client_secret else "",
+            client_secret=component_client_secret(settings),
         )
         yield Peers(settings=settings, http=http, tokens=tokens)
 

@@ -1,9 +1,10 @@
 """Settings of the user service, read from `USER_SERVICE_*` and the platform-wide variables."""
 
+import json
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from microservices.common.settings import ServiceSettings
@@ -52,7 +53,7 @@ class Settings(ServiceSettings):
     password_hash_parallelism: int = 1
 
     registration_enabled: bool = True
-    # JSON object client_id -> secret; a client absent from it uses INTERNAL_CLIENT_SECRET.
+    # JSON object client_id -> secret; a client absent from it uses HMAC-SHA256(INTERNAL_CLIENT_SECRET, client_id).
     client_secrets: SecretStr | None = None
 
     login_max_failures_per_account: int = 5
@@ -60,7 +61,8 @@ class Settings(ServiceSettings):
     login_failure_window_s: int = 900
 
     credential_warning_days: int = 7
-    # The service accounts that may read a user's decrypted external credentials.
+    # The service accounts that may read a user's decrypted external credentials; in production each needs its
+    # own entry in `client_secrets`.
     credential_reader_clients: list[str] = ["job_processor"]
     # Publish audit entries as `user.action.logged` events (the outbox relay runs in the lifespan).
     events_enabled: bool = True
@@ -70,3 +72,26 @@ class Settings(ServiceSettings):
     bootstrap_admin_password: SecretStr | None = Field(
         default=None, validation_alias=_unprefixed("BOOTSTRAP_ADMIN_PASSWORD")
     )
+
+    def client_secret_overrides(self) -> dict[str, str]:
+        """The per-client secrets of `USER_SERVICE_CLIENT_SECRETS`; empty when unset or not a JSON object."""
+        try:
+            overrides = json.loads(self.client_secrets.get_secret_value() or "{}") if self.client_secrets else {}
+        except json.JSONDecodeError:
+            return {}
+        if not isinstance(overrides, dict):
+            return {}
+        return {str(k): v for k, v in overrides.items() if isinstance(v, str) and v}
+
+    @model_validator(mode="after")
+    def _require_dedicated_reader_secrets(self) -> "Settings":
+        # A secret derived from the shared one is only as safe as it: readers of plain credentials get their own.
+        if self.environment in ("development", "test"):
+            return self
+        missing = [c for c in self.credential_reader_clients if c not in self.client_secret_overrides()]
+        if missing:
+            raise ValueError(
+                f"USER_SERVICE_CLIENT_SECRETS has no secret for {', '.join(missing)}: in {self.environment} every "
+                "client in USER_SERVICE_CREDENTIAL_READER_CLIENTS needs its own dedicated secret"
+            )
+        return self

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import time
 import uuid
@@ -23,6 +22,7 @@ from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from microservices.common import service_auth
 from microservices.common.auth import REVOKED_BEFORE_KEY, Principal, TokenVerifier
 from microservices.common.errors import (
     AppError,
@@ -795,17 +795,15 @@ async def change_password(
 
 def client_secret_for(*, settings: Settings, client_id: str) -> str | None:
     """The secret a service account must present, or None when it is unknown or has none configured."""
-    if settings.client_secrets is not None:
-        try:
-            overrides = json.loads(settings.client_secrets.get_secret_value() or "{}")
-        except json.JSONDecodeError:
-            logger.error("USER_SERVICE_CLIENT_SECRETS is not a JSON object; ignoring it")
-            overrides = {}
-        if isinstance(overrides, dict) and isinstance(overrides.get(client_id), str):
-            return str(overrides[client_id]) or None
+    explicit = settings.client_secret_overrides().get(client_id)
+    if explicit is not None:
+        return explicit
     if client_id not in SERVICE_CLIENT_IDS or settings.internal_client_secret is None:
         return None
-    return settings.internal_client_secret.get_secret_value() or None
+    if settings.environment == "production" and client_id in settings.credential_reader_clients:
+        return None
+    shared = settings.internal_client_secret.get_secret_value()
+    return service_auth.client_secret_for(shared, client_id) if shared else None
 
 
 async def issue_service_token(

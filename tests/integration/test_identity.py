@@ -9,7 +9,7 @@ import redis
 from jose import jwt
 
 from microservices.common.auth import TokenVerifier
-from microservices.common.service_auth import ServiceTokenProvider
+from microservices.common.service_auth import ServiceTokenProvider, client_secret_for
 from tests.harness import wait_until
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ async def test_a_service_account_reads_permissions_and_a_user_cannot_introspect(
             http=http,
             token_url=f"{users}/auth/token",
             client_id="job_processor",
-            client_secret=platform.env["INTERNAL_CLIENT_SECRET"],
+            client_secret=client_secret_for(platform.env["INTERNAL_CLIENT_SECRET"], "job_processor"),
         )
         permissions = await http.get(
             f"{users}/users/{admin_body['user']['id']}/permissions", headers=await provider.headers()

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from microservices.common.localinfra import free_port
+from microservices.common.service_auth import client_secret_for
 from tests.harness import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,7 @@ def service_headers(platform) -> dict[str, str]:
         data={
             "grant_type": "client_credentials",
             "client_id": "django",
-            "client_secret": platform.env["INTERNAL_CLIENT_SECRET"],
+            "client_secret": client_secret_for(platform.env["INTERNAL_CLIENT_SECRET"], "django"),
         },
         timeout=10,
     )

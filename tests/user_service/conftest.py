@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import create_engine, text
 
+from microservices.common.service_auth import client_secret_for
 from microservices.user_service import schemas, service
 from microservices.user_service.config import Settings
 from microservices.user_service.main import build_app
@@ -138,7 +139,11 @@ async def user_headers(
 async def service_headers(client: AsyncClient, client_id: str = "job_processor") -> dict[str, str]:
     response = await client.post(
         "/auth/token",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": INTERNAL_SECRET},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret_for(INTERNAL_SECRET, client_id),
+        },
     )
     assert response.status_code == 200, response.text
     return bearer(response.json()["access_token"])

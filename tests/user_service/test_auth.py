@@ -6,6 +6,7 @@ import pytest
 from jose import jwt
 from sqlalchemy import select
 
+from microservices.common.service_auth import client_secret_for
 from microservices.user_service.models import AuditEntry, RefreshToken, outbox
 from microservices.user_service.security import hash_secret
 from tests.user_service.conftest import (
@@ -349,7 +350,11 @@ async def test_password_change_ends_other_sessions_and_answers_new_tokens(app, c
 async def test_client_credentials_grant_issues_an_internal_token(app, client):
     response = await client.post(
         "/auth/token",
-        data={"grant_type": "client_credentials", "client_id": "django", "client_secret": INTERNAL_SECRET},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "django",
+            "client_secret": client_secret_for(INTERNAL_SECRET, "django"),
+        },
     )
     assert response.status_code == 200
     body = response.json()
@@ -384,6 +389,24 @@ async def test_client_credentials_failures(client, data, status, code):
     response = await client.post("/auth/token", data=data)
     assert response.status_code == status
     assert response.json()["error"] == code
+
+
+async def test_each_client_has_its_own_secret_and_the_shared_one_opens_none(client):
+    job_processor = {"grant_type": "client_credentials", "client_id": "job_processor"}
+    shared = await client.post("/auth/token", data={**job_processor, "client_secret": INTERNAL_SECRET})
+    gateways = await client.post(
+        "/auth/token", data={**job_processor, "client_secret": client_secret_for(INTERNAL_SECRET, "gateway")}
+    )
+    own = await client.post(
+        "/auth/token", data={**job_processor, "client_secret": client_secret_for(INTERNAL_SECRET, "job_processor")}
+    )
+    assert (shared.status_code, shared.json()["error"]) == (401, "invalid_client")
+    assert (gateways.status_code, gateways.json()["error"]) == (401, "invalid_client")
+    assert own.status_code == 200
+    assert jwt.get_unverified_claims(own.json()["access_token"])["sub"] == "service:job_processor"
+    assert client_secret_for("s", "job_processor") == (
+        "9490406486e6885503c80011123b52477e08b7bc540d5e922ab9addb45e1efbe"
+    )
 
 
 async def test_per_client_secrets_override_the_shared_one(databases, signing_pem, fernet_key, tmp_path, redis):

@@ -5,11 +5,13 @@ import pytest
 
 from microservices.common.auth import RemoteIntrospector
 from microservices.common.errors import ServiceUnavailable, Unauthorized
-from microservices.common.service_auth import ServiceTokenProvider
+from microservices.common.service_auth import ServiceTokenProvider, client_secret_for
 from tests.user_service.conftest import INTERNAL_SECRET, make_user, user_headers
 
 
-def introspector_on(client, *, cache_s: float, secret: str = INTERNAL_SECRET) -> RemoteIntrospector:
+def introspector_on(
+    client, *, cache_s: float, secret: str = client_secret_for(INTERNAL_SECRET, "file_manager")
+) -> RemoteIntrospector:
     tokens = ServiceTokenProvider(
         http=client, token_url="http://test/auth/token", client_id="file_manager", client_secret=secret
     )
@@ -66,3 +68,21 @@ async def test_a_token_that_is_neither_a_jwt_nor_an_api_token_costs_no_call():
             await introspector("opaque-garbage")
     assert caught.value.code == "invalid_token"
     assert calls == []
+
+
+async def test_a_component_presents_the_secret_derived_for_it_unless_it_sets_its_own(client, monkeypatch):
+    from jose import jwt
+    from pydantic import SecretStr
+
+    from microservices.file_manager.config import Settings as FileManagerSettings
+
+    monkeypatch.delenv("FILE_MANAGER_INTERNAL_CLIENT_SECRET", raising=False)
+    shared = FileManagerSettings(internal_client_secret=SecretStr(INTERNAL_SECRET), user_service_url="http://test")
+    derived = ServiceTokenProvider.from_settings(shared, client)
+    claims = jwt.get_unverified_claims(await derived.token())
+    assert claims["sub"] == "service:file_manager"
+
+    monkeypatch.setenv("FILE_MANAGER_INTERNAL_CLIENT_SECRET", "its-own-secret")
+    own = ServiceTokenProvider.from_settings(FileManagerSettings(user_service_url="http://test"), client)
+    with pytest.raises(ServiceUnavailable, match=r"refused this component's credentials \(HTTP 401\)"):
+        await own.token()

@@ -78,9 +78,16 @@ def test_development_key_is_generated_once_into_var_dir_and_reused(tmp_path):
     assert first.jwks == {"keys": [{**first.jwk, "use": "sig", "alg": "RS256"}]}
 
 
+# Production refuses to start without a dedicated secret for each reader of users' external credentials.
+READER_SECRETS = SecretStr('{"job_processor": "a-dedicated-job-processor-secret"}')
+
+
 def test_production_without_a_signing_key_refuses_to_start(tmp_path):
     settings = Settings(
-        environment="production", var_dir=tmp_path, fernet_key=SecretStr(Fernet.generate_key().decode())
+        environment="production",
+        var_dir=tmp_path,
+        fernet_key=SecretStr(Fernet.generate_key().decode()),
+        client_secrets=READER_SECRETS,
     )
     with pytest.raises(KeyConfigurationError, match="USER_SERVICE_JWT_PRIVATE_KEY"):
         TokenSigner.from_settings(settings)
@@ -90,7 +97,9 @@ def test_production_without_a_signing_key_refuses_to_start(tmp_path):
 def test_key_file_setting_is_read(tmp_path):
     pem = private_pem()
     (tmp_path / "key.pem").write_text(pem)
-    signer = TokenSigner.from_settings(Settings(environment="production", jwt_private_key_file=tmp_path / "key.pem"))
+    signer = TokenSigner.from_settings(
+        Settings(environment="production", jwt_private_key_file=tmp_path / "key.pem", client_secrets=READER_SECRETS)
+    )
     assert signer.kid == TokenSigner(pem.encode()).kid
 
 
@@ -127,7 +136,9 @@ def test_fernet_key_rotation_and_production_requirement(tmp_path):
     rotated = make_fernet(Settings(fernet_key=SecretStr(f"{new_key},{old_key}")))
     assert rotated.decrypt(ciphertext) == b"michigan-token"
     with pytest.raises(KeyConfigurationError, match="FERNET_KEY"):
-        make_fernet(Settings(environment="production", var_dir=tmp_path, fernet_key=None))
+        make_fernet(
+            Settings(environment="production", var_dir=tmp_path, fernet_key=None, client_secrets=READER_SECRETS)
+        )
     with pytest.raises(KeyConfigurationError, match="not a valid Fernet key"):
         make_fernet(Settings(fernet_key=SecretStr("not-a-key")))
 
@@ -135,7 +146,9 @@ def test_fernet_key_rotation_and_production_requirement(tmp_path):
 def test_a_key_from_a_one_line_env_value_is_read_with_its_escaped_line_breaks():
     pem = private_pem()
     one_line = pem.replace("\n", "\\n")
-    signer = TokenSigner.from_settings(Settings(environment="production", jwt_private_key=SecretStr(one_line)))
+    signer = TokenSigner.from_settings(
+        Settings(environment="production", jwt_private_key=SecretStr(one_line), client_secrets=READER_SECRETS)
+    )
     assert signer.kid == TokenSigner(pem.encode()).kid
 
 
@@ -160,6 +173,7 @@ def test_the_service_process_refuses_to_start_in_production_without_a_key(tmp_pa
         "ENVIRONMENT": "production",
         "VAR_DIR": str(tmp_path),
         "FERNET_KEY": Fernet.generate_key().decode(),
+        "USER_SERVICE_CLIENT_SECRETS": READER_SECRETS.get_secret_value(),
     }
     result = subprocess.run(
         [sys.executable, "-m", "microservices.user_service"], env=env, capture_output=True, text=True, timeout=60
@@ -168,5 +182,30 @@ def test_the_service_process_refuses_to_start_in_production_without_a_key(tmp_pa
     assert result.stderr.strip().splitlines()[-1] == (
         "user service: Set USER_SERVICE_JWT_PRIVATE_KEY or USER_SERVICE_JWT_PRIVATE_KEY_FILE: "
         "production needs a signing key."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_production_refuses_to_start_without_a_dedicated_secret_for_a_credential_reader(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": os.environ["PATH"],
+        "ENVIRONMENT": "production",
+        "VAR_DIR": str(tmp_path),
+        "FERNET_KEY": Fernet.generate_key().decode(),
+        "INTERNAL_CLIENT_SECRET": "a-long-random-shared-secret",
+        "USER_SERVICE_JWT_PRIVATE_KEY": private_pem().replace("\n", "\\n"),
+        "USER_SERVICE_CLIENT_SECRETS": '{"django": "a-dedicated-django-secret"}',
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "microservices.user_service"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "user service: USER_SERVICE_CLIENT_SECRETS has no secret for job_processor: in production every client in "
+        "USER_SERVICE_CREDENTIAL_READER_CLIENTS needs its own dedicated secret"
     )
     assert list(tmp_path.iterdir()) == []
