@@ -5,11 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
 Role = Literal["researcher", "service_admin", "admin"]
+
+
+def _without_at_sign(username: str) -> str:
+    # A login containing '@' is an e-mail address, so a username with one could shadow another user's address.
+    if "@" in username:
+        raise ValueError("A username may not contain '@', which marks an e-mail address at login.")
+    return username
+
+
+# The pattern still lets '@' through, so that the check after it answers with a sentence.
 Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=150, pattern=r"^[\w.@+-]+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=150, pattern=r"^[\w.@+-]+$"),
+    AfterValidator(_without_at_sign),
 ]
 Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$", to_lower=True)

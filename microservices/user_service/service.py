@@ -367,10 +367,10 @@ async def require_user(*, session: AsyncSession, user_id: int) -> User:
 
 
 async def find_user_by_login(*, session: AsyncSession, login: str) -> User | None:
-    """The user whose username or e-mail address is `login` (case-insensitively)."""
+    """The user whose e-mail address (when `login` contains '@') or else username is `login`, case-insensitively."""
     lowered = login.strip().lower()
-    statement = select(User).where(or_(func.lower(User.username) == lowered, func.lower(User.email) == lowered))
-    return (await session.scalars(statement.limit(1))).first()
+    column = User.email if "@" in lowered else User.username
+    return (await session.scalars(select(User).where(func.lower(column) == lowered).limit(1))).first()
 
 
 async def current_user(*, session: AsyncSession, principal: Principal) -> User:

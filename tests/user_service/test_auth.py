@@ -7,6 +7,7 @@ from jose import jwt
 from sqlalchemy import select
 
 from microservices.common.service_auth import client_secret_for
+from microservices.user_service import schemas, service
 from microservices.user_service.models import AuditEntry, RefreshToken, outbox
 from microservices.user_service.security import hash_secret
 from tests.user_service.conftest import (
@@ -214,6 +215,42 @@ async def test_register_refuses_duplicates_weak_passwords_and_malformed_input(ap
         "/auth/register", json={"username": "has space", "email": "s@example.org", "password": "a long passphrase"}
     )
     assert bad_name.status_code == 422
+
+
+async def test_a_username_may_not_contain_an_at_sign(client):
+    response = await client.post(
+        "/auth/register",
+        json={"username": "victim@example.org", "email": "mallory@example.org", "password": "a long passphrase"},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "validation_error"
+    assert [e["msg"] for e in response.json()["errors"]] == [
+        "Value error, A username may not contain '@', which marks an e-mail address at login."
+    ]
+
+
+async def test_a_login_with_an_at_sign_is_an_e_mail_address_and_never_a_username(app, client):
+    # An account from before '@' was refused in usernames, created first so that it would be found first.
+    impostor = schemas.RegisterRequest.model_construct(
+        username="victim@example.org",
+        email="mallory@example.org",
+        password="mallory's passphrase",
+        first_name="",
+        last_name="",
+    )
+    await service.create_user(
+        session=app.state.test_session, passwords=app.state.passwords, user_in=impostor, roles=("researcher",)
+    )
+    victim = await make_user(app, username="victim", email="victim@example.org")
+    by_email = await client.post("/auth/login", json={"username": "Victim@example.org", "password": PASSWORD})
+    assert by_email.status_code == 200
+    assert by_email.json()["user"]["id"] == victim.id
+    as_impostor = await client.post(
+        "/auth/login", json={"username": "victim@example.org", "password": "mallory's passphrase"}
+    )
+    assert as_impostor.status_code == 401
+    by_name = await client.post("/auth/login", json={"username": "VICTIM", "password": PASSWORD})
+    assert by_name.json()["user"]["id"] == victim.id
 
 
 async def test_registration_can_be_switched_off(databases, signing_pem, fernet_key, tmp_path, redis):
