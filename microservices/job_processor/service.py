@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from cryptography.fernet import MultiFernet
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, selectinload
@@ -194,7 +194,15 @@ async def fetch_input_files(*, peers: Peers, user_id: int, file_ids: Sequence[uu
     return records
 
 
+def quota_lock_key(user_id: int, service_id: int) -> int:
+    """The advisory lock that serialises the quota check of one user on one service."""
+    digest = hashlib.sha256(f"job-quota:{user_id}:{service_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 async def _jobs_this_month(session: AsyncSession, *, user_id: int, service_id: int) -> int:
+    # Held until the commit: a concurrent request counts only after this one's job is stored (or dropped).
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": quota_lock_key(user_id, service_id)})
     start = datetime.combine(date.today().replace(day=1), time.min, tzinfo=UTC)
     count = await session.scalar(
         select(func.count(Job.id)).where(Job.user_id == user_id, Job.service_id == service_id, Job.created_at >= start)

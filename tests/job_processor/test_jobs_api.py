@@ -504,3 +504,23 @@ async def test_an_idempotency_race_leaves_nothing_of_the_losing_job(api: Api, mo
         uuid.UUID(winner.json()["id"])
     ] * 2
     assert (await session.execute(select(Job.id))).scalars().all() == [uuid.UUID(winner.json()["id"])]
+
+
+async def test_concurrent_requests_count_the_monthly_quota_one_at_a_time(api: Api) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from microservices.job_processor.service import quota_lock_key
+
+    api.stub.permissions[USER_ID]["services"][0]["monthly_quota"] = 1
+    engine = api.app.state.test_session.bind.engine
+    async with engine.connect() as other:
+        # Another request counting right now, for this user and service.
+        await other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": quota_lock_key(USER_ID, 1)})
+        creating = asyncio.ensure_future(api.create())
+        done, _ = await asyncio.wait([creating], timeout=1.0)
+        assert done == set()  # waits for the other count to finish instead of counting alongside it
+        await other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": quota_lock_key(USER_ID, 1)})
+        await other.commit()
+    assert (await creating).status_code == 201
