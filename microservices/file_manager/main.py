@@ -21,10 +21,11 @@ logger = logging.getLogger(__name__)
 
 
 async def retention_loop(*, database: Database, storage: Storage, settings: Settings) -> None:
-    """Run retention every `cleanup_interval_s`, each run in its own transaction; a failed run waits for the next."""
+    """Run retention every `cleanup_interval_s`, each run in its own session; a failed run waits for the next."""
     while True:
         try:
-            async with database.sessionmaker() as session, session.begin():
+            # run_retention commits itself, before it deletes any bytes.
+            async with database.sessionmaker() as session:
                 await service.run_retention(session=session, storage=storage, settings=settings)
         except asyncio.CancelledError:
             raise

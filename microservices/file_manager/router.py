@@ -132,7 +132,10 @@ async def get_file(stored_file: ValidFile) -> FileRead:
 @router.delete("/files/{file_id}", status_code=204, response_class=Response)
 async def delete_file(stored_file: ValidFile, session: SessionDep, storage: StorageDep) -> Response:
     """Delete a file and its bytes."""
-    await service.delete_file(session=session, storage=storage, stored_file=stored_file)
+    key = await service.delete_file(session=session, stored_file=stored_file)
+    # The bytes go only once the record's deletion is committed; a crash in between leaves orphan bytes for retention.
+    await session.commit()
+    await storage.delete(key)
     return Response(status_code=204)
 
 

@@ -211,17 +211,17 @@ async def list_files(
     return await paginate(session, statement, params)
 
 
-async def delete_file(*, session: AsyncSession, storage: Storage, stored_file: StoredFile) -> None:
-    """Remove a file's record and its bytes."""
+async def delete_file(*, session: AsyncSession, stored_file: StoredFile) -> str:
+    """Remove a file's record; the caller deletes the bytes at the returned key once that is committed."""
     await session.delete(stored_file)
     await session.flush()
-    await storage.delete(stored_file.storage_key)
+    return stored_file.storage_key
 
 
 async def expire_due_files(
-    *, session: AsyncSession, storage: Storage, now: datetime | None = None, batch_size: int = 500
-) -> list[uuid.UUID]:
-    """Delete the bytes of files past their `expires_at` and mark them expired; their metadata stays."""
+    *, session: AsyncSession, now: datetime | None = None, batch_size: int = 500
+) -> list[StoredFile]:
+    """Mark files past their `expires_at` expired, metadata kept; the caller deletes their bytes after the commit."""
     now = now or datetime.now(UTC)
     due = (
         await session.scalars(
@@ -233,18 +233,11 @@ async def expire_due_files(
             .with_for_update(skip_locked=True)
         )
     ).all()
-    expired = []
     for stored_file in due:
-        try:
-            await storage.delete(stored_file.storage_key)
-        except OSError as exc:
-            logger.warning("could not delete the bytes of expired file %s: %s", stored_file.id, exc)
-            continue
         stored_file.status = "expired"
         stored_file.expired_at = now
-        expired.append(stored_file.id)
     await session.flush()
-    return expired
+    return list(due)
 
 
 # --- signed download links ------------------------------------------------------------------------------------
@@ -284,14 +277,16 @@ def check_signature(
 
 
 async def remove_orphans(*, session: AsyncSession, storage: Storage, older_than_s: float) -> int:
-    """Remove stored bytes that no file record names (an upload whose transaction failed after its rename)."""
+    """Remove stored bytes that no available file names (an upload whose transaction failed after its rename)."""
     keys = await storage.keys(older_than_s=older_than_s)
     removed = 0
     for start in range(0, len(keys), 1000):
         batch = keys[start : start + 1000]
-        known = set(
-            (await session.scalars(select(StoredFile.storage_key).where(StoredFile.storage_key.in_(batch)))).all()
+        # Bytes of an expired file are orphans too: retention stopped between its commit and their deletion.
+        statement = select(StoredFile.storage_key).where(
+            StoredFile.storage_key.in_(batch), StoredFile.status == "available"
         )
+        known = set((await session.scalars(statement)).all())
         for key in batch:
             if key not in known and await storage.delete(key):
                 logger.warning("removed orphan bytes %s (no file record)", key)
@@ -304,11 +299,19 @@ async def run_retention(
 ) -> tuple[list[uuid.UUID], int]:
     """One retention run: expire due files, remove uploads abandoned mid-way and bytes without a record.
 
+    Commits the expiry before deleting any bytes, so that a failed commit never leaves a record without its bytes.
     Returns the ids of the files expired and how many leftovers were removed.
     """
-    expired = await expire_due_files(session=session, storage=storage, now=now)
+    expired = await expire_due_files(session=session, now=now)
+    await session.commit()
+    # A crash from here on leaves the bytes of expired files behind; `remove_orphans` of a later run deletes them.
+    for stored_file in expired:
+        try:
+            await storage.delete(stored_file.storage_key)
+        except OSError as exc:
+            logger.warning("could not delete the bytes of expired file %s: %s", stored_file.id, exc)
     swept = await storage.sweep_incomplete(older_than_s=settings.stale_upload_after_s)
     swept += await remove_orphans(session=session, storage=storage, older_than_s=settings.stale_upload_after_s)
     if expired or swept:
         logger.info("retention: %d files expired, %d abandoned uploads removed", len(expired), swept)
-    return expired, swept
+    return [stored_file.id for stored_file in expired], swept

@@ -127,6 +127,18 @@ async def test_delete_removes_record_and_bytes(fm):
     assert (await fm.client.get(f"/files/{file_id}", headers=fm.user(1))).status_code == 404
 
 
+async def test_a_delete_whose_commit_fails_keeps_the_bytes(fm, monkeypatch):
+    file_id = (await upload(fm, TINY, headers=fm.user(1)))["id"]
+
+    async def failing_commit() -> None:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(fm.session, "commit", failing_commit)
+    response = await fm.client.delete(f"/files/{file_id}", headers=fm.user(1))
+    assert response.status_code == 500
+    assert [p.read_bytes() for p in fm.stored_files()] == [TINY.read_bytes()]
+
+
 async def test_signed_url_downloads_without_a_token_until_it_expires(fm):
     data = TINY.read_bytes()
     file_id = (await upload(fm, TINY, headers=fm.user(1)))["id"]

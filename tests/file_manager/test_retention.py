@@ -5,6 +5,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from microservices.file_manager import service
@@ -70,3 +71,32 @@ async def test_retention_removes_abandoned_uploads_and_orphan_bytes_but_nothing_
     assert sorted(p.name for p in incoming.iterdir()) == ["fresh.part"]
     assert not orphan.exists()
     assert recorded_path.read_bytes() == TINY.read_bytes()
+
+
+async def test_expired_bytes_go_only_after_the_commit_and_a_crash_in_between_leaves_them_to_the_orphan_sweep(
+    fm, monkeypatch
+):
+    fields = {"owner_id": "1", "purpose": "result", "job_id": "job-1"}
+    due = (await fm.upload(TINY, headers=fm.service(), fields=fields)).json()
+    row = await fm.session.get(StoredFile, uuid.UUID(due["id"]))
+    row.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    await fm.session.flush()
+    path = fm.stored_files()[0]
+
+    async def failing_commit() -> None:
+        raise ConnectionError("the database went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fm.session, "commit", failing_commit)
+        with pytest.raises(ConnectionError):
+            await service.run_retention(session=fm.session, storage=fm.app.state.storage, settings=fm.settings)
+    assert path.read_bytes() == TINY.read_bytes()
+
+    # The commit succeeded but the process died before deleting: a later run removes the bytes of the expired file.
+    old = time.time() - fm.settings.stale_upload_after_s - 60
+    os.utime(path, (old, old))
+    removed = await service.remove_orphans(
+        session=fm.session, storage=fm.app.state.storage, older_than_s=fm.settings.stale_upload_after_s
+    )
+    assert removed == 1
+    assert fm.stored_files() == []
