@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -20,6 +21,25 @@ from microservices.common.service_auth import ServiceTokenProvider
 from microservices.common.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
+
+
+UPLOAD_CHUNK_BYTES = 1 << 20
+
+
+class AsyncReadable(Protocol):
+    """An uploaded file read with awaits (Starlette's UploadFile)."""
+
+    size: int | None
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+    async def seek(self, offset: int) -> None: ...
+
+
+def _form_quoted(value: str) -> str:
+    """A multipart parameter value as browsers escape it: quotes and control characters percent-encoded."""
+    value = value.replace("\\", "\\\\")
+    return "".join(f"%{ord(c):02X}" if c == '"' or ord(c) < 0x20 else c for c in value)
 
 
 @dataclass(frozen=True)
@@ -148,15 +168,31 @@ class Peers:
             raise ServiceUnavailable(f"The file manager could not be reached: {type(exc).__name__}.") from exc
 
     async def upload_input(
-        self, handle: Any, *, filename: str, authorization: str, timeout_s: float = 600.0
+        self, upload: AsyncReadable, *, filename: str, authorization: str, timeout_s: float = 600.0
     ) -> dict[str, Any]:
         """Store a user's input file with the user's own token (their quota and ownership apply)."""
+        # Built by hand: httpx reads a file part synchronously, which would block the event loop for the whole
+        # transfer of a spooled upload; here every chunk is an awaited read.
+        marker = f"fi-{secrets.token_hex(16)}"
+        head = (
+            f'--{marker}\r\nContent-Disposition: form-data; name="file"; filename="{_form_quoted(filename)}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{marker}--\r\n".encode()
+
+        async def streamed() -> AsyncIterator[bytes]:
+            yield head
+            while chunk := await upload.read(UPLOAD_CHUNK_BYTES):
+                yield chunk
+            yield tail
+
+        await upload.seek(0)
+        headers = {"Authorization": authorization, "Content-Type": f"multipart/form-data; boundary={marker}"}
+        if upload.size is not None:
+            headers["Content-Length"] = str(len(head) + upload.size + len(tail))
         try:
             response = await self.http.post(
-                f"{self.file_manager}/files/upload",
-                headers={"Authorization": authorization},
-                files={"file": (filename, handle, "application/octet-stream")},
-                timeout=timeout_s,
+                f"{self.file_manager}/files/upload", headers=headers, content=streamed(), timeout=timeout_s
             )
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"The file manager could not be reached: {type(exc).__name__}.") from exc

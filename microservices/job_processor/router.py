@@ -86,7 +86,7 @@ async def _with_upload(request: Request, peers: Peers, model: type[ModelT]) -> t
     # Check the parameters before storing anything.
     _validate(model, {**form.fields, "input_file_ids": [str(uuid.UUID(int=0))]})
     stored = await peers.upload_input(
-        form.upload.file,
+        form.upload,
         filename=form.upload.filename or "input.vcf.gz",
         authorization=request.headers.get("authorization", ""),
     )

@@ -524,3 +524,40 @@ async def test_concurrent_requests_count_the_monthly_quota_one_at_a_time(api: Ap
         await other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": quota_lock_key(USER_ID, 1)})
         await other.commit()
     assert (await creating).status_code == 201
+
+
+async def test_legacy_upload_is_streamed_with_awaited_reads(api: Api) -> None:
+    class AsyncOnlyUpload:
+        """An upload that can only be read with awaits, as Starlette's UploadFile is meant to be."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data, self.position, self.size, self.reads = data, 0, len(data), list[int]()
+
+        async def read(self, size: int = -1) -> bytes:
+            self.reads.append(size)
+            chunk = self.data[self.position : self.position + size]
+            self.position += len(chunk)
+            return chunk
+
+        async def seek(self, offset: int) -> None:
+            self.position = offset
+
+    data = bytes(range(256)) * 6144  # 1.5 MiB
+    upload = AsyncOnlyUpload(data)
+    peers = stub_peers(Settings(), api.stub)
+    stored = await peers.upload_input(upload, filename='chr20 "x".vcf.gz', authorization="Bearer user-token")
+    assert stored["id"] == file_id("up1")
+    assert upload.reads == [1 << 20, 1 << 20, 1 << 20]
+    request = next(r for r in api.stub.requests if r.url.path == "/files/upload")
+    marker = request.headers["content-type"].removeprefix("multipart/form-data; boundary=")
+    expected = (
+        (
+            f'--{marker}\r\nContent-Disposition: form-data; name="file"; filename="chr20 %22x%22.vcf.gz"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{marker}--\r\n".encode()
+    )
+    assert api.stub.uploads == [(file_id("up1"), expected)]
+    assert request.headers["content-length"] == str(len(expected))
+    assert request.headers["authorization"] == "Bearer user-token"
