@@ -34,8 +34,13 @@ _UPLOAD_BODY: dict[str, Any] = {
                     "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "purpose": {"type": "string", "enum": ["input", "result"], "default": "input"},
-                        "job_id": {"type": "string"},
+                        "purpose": {
+                            "type": "string",
+                            "enum": ["input", "result"],
+                            "default": "input",
+                            "description": "`result`: service accounts only",
+                        },
+                        "job_id": {"type": "string", "description": "Service accounts only"},
                         "owner_id": {"type": "integer", "description": "Service accounts only"},
                     },
                 }

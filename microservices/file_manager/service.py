@@ -111,7 +111,10 @@ def upload_fields(*, principal: Principal, fields: dict[str, str]) -> UploadFiel
         raise Forbidden("Only users and the platform's services may upload files.")
     if raw_owner is not None and raw_owner != str(principal.user_id):
         raise Forbidden("Only the platform's services may upload files on another user's behalf.")
-    return UploadFields(owner_id=principal.user_id, purpose=purpose, job_id=job_id)
+    # A result skips the VCF checks and a job id links the file to someone's job: both are the job processor's.
+    if purpose != "input" or job_id is not None:
+        raise Forbidden("Only the platform's services may upload result files or link a file to a job.")
+    return UploadFields(owner_id=principal.user_id, purpose=purpose, job_id=None)
 
 
 def _retention(settings: Settings, purpose: str) -> timedelta | None:

@@ -94,8 +94,8 @@ async def test_lists_show_the_owners_files_with_filters_and_pagination(fm):
     result = await upload(
         fm, SMALL, headers=fm.service(), fields={"owner_id": "1", "purpose": "result", "job_id": "job-7"}
     )
-    input_of_job = await upload(fm, HG38, headers=fm.user(1), fields={"job_id": "job-7"})
-    await upload(fm, TINY, headers=fm.user(2), fields={"job_id": "job-7"})
+    input_of_job = await upload(fm, HG38, headers=fm.service(), fields={"owner_id": "1", "job_id": "job-7"})
+    await upload(fm, TINY, headers=fm.service(), fields={"owner_id": "2", "job_id": "job-7"})
 
     response = await fm.client.get("/files", headers=fm.user(1), params={"page_size": 2})
     body = response.json()

@@ -164,6 +164,20 @@ async def test_only_a_service_may_upload_for_someone_else_and_it_must_say_for_wh
     assert await rows(fm) == []
 
 
+@pytest.mark.parametrize(
+    "fields", [{"purpose": "result"}, {"job_id": "someone-elses-job"}, {"purpose": "result", "job_id": "42"}]
+)
+async def test_a_user_may_neither_upload_a_result_nor_link_a_file_to_a_job(fm, fields):
+    response = await fm.upload(b"not a VCF at all", headers=fm.user(1), filename="result.zip", fields=fields)
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "forbidden",
+        "detail": "Only the platform's services may upload result files or link a file to a job.",
+    }
+    assert fm.stored_files() == []
+    assert await rows(fm) == []
+
+
 async def test_upload_needs_a_token_a_multipart_body_and_a_file_field(fm):
     assert (await fm.client.post("/files/upload", files={"file": ("a", b"x")})).status_code == 401
     response = await fm.client.post("/files/upload", content=b"raw", headers=fm.user(1))
