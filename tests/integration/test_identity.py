@@ -132,9 +132,14 @@ async def test_logins_reach_the_event_bus_as_user_action_logged(platform):
             body = await admin_session(http, platform)
 
         def login_event() -> dict | None:
+            # Other tests log in on the same platform too: look for this admin's login.
             for _, fields in events.xrange("events:user.action.logged"):
                 payload = json.loads(fields["payload"])
-                if fields["producer"] == "user_service" and payload["action"] == "auth.login":
+                if (
+                    fields["producer"] == "user_service"
+                    and payload["action"] == "auth.login"
+                    and payload["user_id"] == body["user"]["id"]
+                ):
                     return {**fields, "payload": payload}
             return None
 
