@@ -19,7 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from microservices.common.localinfra import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from microservices.common.processes import Supervisor, component_env, platform_components, port_env_name  # noqa: E402
+from microservices.common.processes import (  # noqa: E402
+    Component,
+    Supervisor,
+    component_env,
+    platform_components,
+    port_env_name,
+)
 from microservices.common.settings import DEFAULT_PORTS  # noqa: E402
 
 VAR = Path(os.environ.get("VAR_DIR", ROOT / "var")).resolve()
@@ -91,7 +97,7 @@ def run_step(env: dict[str, str], *argv: str) -> None:
         raise SystemExit(f"[run] failed: {' '.join(argv)}")
 
 
-def wait_overall_healthy(url: str, *, timeout_s: float) -> None:
+def wait_overall_healthy(url: str, *, timeout_s: float) -> bool:
     """Wait until monitoring sees every component healthy (Celery workers included); say which are not."""
     import httpx
 
@@ -105,9 +111,10 @@ def wait_overall_healthy(url: str, *, timeout_s: float) -> None:
             continue
         unhealthy = [f"{c['service_name']} ({c.get('error')})" for c in body["services"] if c["status"] != "healthy"]
         if not unhealthy:
-            return
+            return True
         time.sleep(0.5)
     say(f"still not healthy after {timeout_s:g} s: {', '.join(unhealthy)}; see {LOG_DIR}")
+    return False
 
 
 def main() -> int:
@@ -136,9 +143,24 @@ def main() -> int:
     env.setdefault("DJANGO_STATIC_ROOT", str(VAR / "static"))
 
     # The gateway serves the built web UI at `/`, so the local run is the whole platform at one address.
+    build_started = time.monotonic()
     frontend_dist = build_frontend(env)
+    build_s = time.monotonic() - build_started
     if frontend_dist is not None:
         env.setdefault("GATEWAY_FRONTEND_DIR", str(frontend_dist))
+    # E-mail goes to a local catcher (as Mailpit in compose) unless an SMTP server is configured: messages are
+    # printed to var/log/smtp.log, and notification's /health has no reason to warn.
+    extra_components = []
+    if not env.get("SMTP_HOST"):
+        smtp_port = env.get("LOCAL_SMTP_PORT", "1025")
+        env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_port, "SMTP_USE_TLS": "false"})
+        extra_components.append(
+            Component(
+                "smtp",
+                (sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}", "-c",
+                 "aiosmtpd.handlers.Debugging"),
+            )
+        )  # fmt: skip
 
     supervisor = Supervisor(log_dir=LOG_DIR, env=env, cwd=ROOT)
     stopping = serving = False
@@ -159,11 +181,13 @@ def main() -> int:
         run_step(env, python, "manage.py", "migrate", "--noinput")
         run_step(env, python, "manage.py", "collectstatic", "--noinput")
         components = platform_components(ports, python=python)
-        supervisor.start_all(components)
-        say(f"started {len(components)} processes; logs in {LOG_DIR}")
+        supervisor.start_all([*extra_components, *components])
+        say(f"started {len(components) + len(extra_components)} processes; logs in {LOG_DIR}")
         supervisor.wait_healthy(components, timeout_s=90)
-        wait_overall_healthy(f"http://127.0.0.1:{ports['monitoring']}/health/overall", timeout_s=60)
-        say(f"every component is healthy after {time.monotonic() - started:.1f} s")
+        healthy = wait_overall_healthy(f"http://127.0.0.1:{ports['monitoring']}/health/overall", timeout_s=60)
+        elapsed = time.monotonic() - started - build_s
+        built = f" (plus {build_s:.0f} s building the front end)" if build_s > 1 else ""
+        say(f"{'every component is healthy' if healthy else 'serving, not all healthy'} after {elapsed:.1f} s{built}")
         print(
             f"""
   Web UI                   http://127.0.0.1:{ports["gateway"]}/{"" if frontend_dist else "  (not built: no npm)"}
