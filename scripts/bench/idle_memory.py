@@ -61,6 +61,8 @@ def name_of(process: psutil.Process, names: Iterable[str]) -> str:
     for name in names:
         if f"microservices.{name} " in cmdline + " ":
             return name
+    if "aiosmtpd" in cmdline:
+        return "smtp (mail catcher)"
     if "celery" in cmdline:
         return "django-worker" if "federated_imputation" in cmdline else "job-worker"
     if "federated_imputation" in cmdline:
