@@ -57,7 +57,16 @@ class PushHub:
     async def publish(self, notification: NotificationRead) -> None:
         """Announce a committed notification to every replica."""
         message = '{"type":"notification","notification":' + notification.model_dump_json() + "}"
-        await self.redis.publish(self.channel(notification.user_id), message)
+        # After Redis restarts, the pool's first connections are dead ones: pub/sub keeps nothing, so a publish
+        # that fails on one would lose the push. Try again on a fresh connection before giving up.
+        for attempt in range(3):
+            try:
+                await self.redis.publish(self.channel(notification.user_id), message)
+                return
+            except (aioredis.ConnectionError, aioredis.TimeoutError):
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def _forward(self, channel: str, message: str) -> None:
         if channel == f"{self.prefix}admins":
