@@ -101,10 +101,12 @@ def create_app(
     lifespan: Lifespan | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
     middleware: Sequence[Middleware] = (),
+    app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
-    """A FastAPI app with the platform's logging, errors, request ids, metrics, health and auth."""
+    """A FastAPI app (or an `app_class` one) with the platform's logging, errors, request ids, metrics, health
+    and auth."""
     configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
-    app = FastAPI(
+    app = app_class(
         title=title,
         description=description,
         version=settings.version,
@@ -121,16 +123,20 @@ def create_app(
     # A service's own middleware, outermost first, runs inside the platform's (request ids, CORS).
     app.user_middleware.extend(middleware)
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
-        )
+        app.add_middleware(CORSMiddleware, **cors_options(settings))
     app.add_middleware(RequestContextMiddleware, service=settings.service_name, access_log=settings.access_log)
     return app
+
+
+def cors_options(settings: ServiceSettings) -> dict[str, Any]:
+    """Starlette's CORSMiddleware options for the configured allow-list of origins."""
+    return {
+        "allow_origins": settings.cors_origins,
+        "allow_credentials": True,
+        "allow_methods": ["*"],
+        "allow_headers": ["*"],
+        "expose_headers": ["X-Request-ID"],
+    }
 
 
 def serve(app: FastAPI | str, settings: ServiceSettings) -> None:

@@ -13,7 +13,13 @@ from microservices.common.service_auth import ServiceTokenProvider
 from microservices.gateway.config import Settings
 from microservices.gateway.frontend import frontend_router
 from microservices.gateway.logbuffer import buffered_logging
-from microservices.gateway.proxy import Gateway, ProxyMiddleware, SecurityHeadersMiddleware
+from microservices.gateway.proxy import (
+    Gateway,
+    GatewayApp,
+    ProxyMiddleware,
+    SecurityHeadersMiddleware,
+    proxy_stack,
+)
 from microservices.gateway.ratelimit import RateLimiter
 from microservices.gateway.router import router
 from microservices.gateway.service import OpenAPICache
@@ -58,14 +64,18 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     routers = [router]
     if settings.frontend_dir is not None:
         routers.append(frontend_router(settings.frontend_dir))
-    return create_app(
+    app = create_app(
         settings=settings,
         title="API gateway",
         description="The one public API: routing, token checks, rate limits, CORS, aggregation, streaming.",
         routers=routers,
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeadersMiddleware), Middleware(ProxyMiddleware, gateway=gateway)],
+        app_class=GatewayApp,
     )
+    assert isinstance(app, GatewayApp)
+    app.proxy_stack = proxy_stack(gateway, settings)
+    return app
 
 
 def __getattr__(name: str) -> FastAPI:
