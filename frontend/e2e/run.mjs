@@ -4,7 +4,7 @@
 //
 // Defaults: the local run's gateway on port 8000 and its development admin (from var/development-secrets.env).
 // Each check is reported as it runs; screenshots, axe reports and timings land in e2e/output/. Exit code 1 when
-// a check fails. See e2e/README.md for what is covered and what needs the job path (a registered service).
+// a check fails. See frontend/README.md for what is covered; CI runs it through tests/e2e/test_browser.py.
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,7 +27,7 @@ function devSecret(key) {
 const BASE = (process.env.E2E_BASE_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
 const USERNAME = process.env.E2E_USERNAME ?? process.env.BOOTSTRAP_ADMIN_USERNAME ?? 'admin';
 const PASSWORD = process.env.E2E_PASSWORD ?? process.env.BOOTSTRAP_ADMIN_PASSWORD ?? devSecret('BOOTSTRAP_ADMIN_PASSWORD');
-const VCF = process.env.E2E_VCF ?? join(root, '..', 'shared', 'data', 'sim-1mb', 'target.vcf.gz');
+const VCF = process.env.E2E_VCF ?? join(root, 'tests', 'data', 'sim-1mb', 'target.vcf.gz');
 const axeSource = readFileSync(join(here, '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 
 const results = [];
@@ -224,7 +224,9 @@ if (process.env.E2E_MICHIGAN_URL && accessToken) {
   }
 }
 const services = accessToken ? await api('/services', accessToken) : { status: 0, body: null };
-const usable = (services.body?.items ?? []).filter((s) => s.is_active);
+// Every active service, or only those of E2E_SERVICE_IDS (comma-separated) when a test registered its own.
+const chosen = process.env.E2E_SERVICE_IDS?.split(',').map(Number);
+const usable = (services.body?.items ?? []).filter((s) => s.is_active && (!chosen || chosen.includes(s.id)));
 if (!usable.length || !existsSync(VCF)) {
   skip('upload a VCF, submit, watch it complete, download and compare the checksum', usable.length ? `no VCF at ${VCF}` : 'no service registered');
 } else {
