@@ -260,8 +260,15 @@ async def list_jobs(
     created_before: datetime | date | None = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     user_id: Annotated[int | None, Query(description="Admins only: one user's jobs")] = None,
+    sort: Annotated[
+        str,
+        Query(
+            max_length=20,
+            description="created_at, updated_at, name or status; a leading '-' sorts descending (ties by id)",
+        ),
+    ] = service.DEFAULT_SORT,
 ) -> Page[JobRead]:
-    """The caller's jobs (an admin sees everyone's), newest first, filtered by state, service, date and text."""
+    """The caller's jobs (an admin sees everyone's), filtered by state, service, date and text, sorted by `sort`."""
     unknown = [s for s in status_ or [] if s not in states.STATUSES]
     if unknown:
         raise BadRequest(f"Unknown job state {unknown[0]!r}; states are {', '.join(states.STATUSES)}.")
@@ -272,6 +279,7 @@ async def list_jobs(
         created_before=_as_datetime(created_before),
         search=search,
         user_id=user_id if principal.is_admin or principal.is_service else None,
+        sort=sort,
     )
     jobs, total = await service.list_jobs(session=session, principal=principal, filters=filters, params=params)
     return Page[JobRead](items=[job_read(j) for j in jobs], total=total, page=params.page, page_size=params.page_size)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, selectinload
 
 from microservices.common.auth import Principal
-from microservices.common.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from microservices.common.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from microservices.common.events import JOB_STATUS_UPDATED, emit, emit_sync
 from microservices.common.pagination import PageParams, paginate
 from microservices.job_processor import preflight, states
@@ -310,6 +310,26 @@ async def _store_new_job(*, session: AsyncSession, job: Job, run_at: datetime | 
 # --- reading --------------------------------------------------------------------------------------------------------
 
 
+# The job list's `sort` fields; "-" in front sorts descending. Ties are broken by id, so pages never overlap.
+SORT_COLUMNS = {
+    "created_at": Job.created_at,
+    "updated_at": Job.updated_at,
+    "name": Job.name,
+    "status": Job.status,
+}
+DEFAULT_SORT = "-created_at"
+
+
+def sort_order(sort: str) -> list[Any]:
+    """ORDER BY clauses for a `sort` value such as `name` or `-created_at`, with id as the tie-breaker."""
+    descending = sort.startswith("-")
+    column = SORT_COLUMNS.get(sort.removeprefix("-"))
+    if column is None:
+        fields = ", ".join(f"{field}, -{field}" for field in SORT_COLUMNS)
+        raise BadRequest(f"Cannot sort jobs by {sort!r}; sort by one of {fields}.")
+    return [column.desc() if descending else column.asc(), Job.id]
+
+
 @dataclass(frozen=True)
 class JobFilters:
     status: Sequence[str] = ()
@@ -318,6 +338,7 @@ class JobFilters:
     created_before: datetime | None = None
     search: str | None = None
     user_id: int | None = None
+    sort: str = DEFAULT_SORT
 
 
 def _visible_to(statement: Select[Any], principal: Principal) -> Select[Any]:
@@ -329,8 +350,8 @@ def _visible_to(statement: Select[Any], principal: Principal) -> Select[Any]:
 async def list_jobs(
     *, session: AsyncSession, principal: Principal, filters: JobFilters, params: PageParams
 ) -> tuple[list[Job], int]:
-    """The caller's jobs (everyone's for an admin), newest first, filtered."""
-    statement = _visible_to(select(Job), principal).order_by(Job.created_at.desc(), Job.id)
+    """The caller's jobs (everyone's for an admin), filtered, in `filters.sort` order (newest first by default)."""
+    statement = _visible_to(select(Job), principal).order_by(*sort_order(filters.sort))
     if filters.status:
         statement = statement.where(Job.status.in_(filters.status))
     if filters.service_id is not None:

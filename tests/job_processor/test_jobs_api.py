@@ -261,6 +261,51 @@ async def test_list_filters_and_pagination(api: Api) -> None:
     assert bad.status_code == 400
 
 
+async def test_list_sorted_by_each_field_with_id_breaking_ties(api: Api) -> None:
+    ids = {}
+    for name, fields in (("b cohort", {}), ("a cohort", {}), ("c study", {"run_at": "2099-01-01T00:00:00Z"})):
+        ids[name] = (await api.create(name=name, **fields)).json()["id"]
+    assert (await api.client.post(f"/jobs/{ids['b cohort']}/cancel", headers=api.headers())).status_code == 200
+
+    async def names(sort: str | None, **params: Any) -> list[str]:
+        query = {**params, **({"sort": sort} if sort else {})}
+        response = await api.client.get("/jobs", params=query, headers=api.headers())
+        assert response.status_code == 200, response.text
+        return [j["name"] for j in response.json()["items"]]
+
+    assert await names(None) == ["c study", "a cohort", "b cohort"]  # newest first
+    assert await names("-created_at") == ["c study", "a cohort", "b cohort"]
+    assert await names("created_at") == ["b cohort", "a cohort", "c study"]
+    assert await names("name") == ["a cohort", "b cohort", "c study"]
+    assert await names("-name") == ["c study", "b cohort", "a cohort"]
+    assert await names("status") == ["b cohort", "c study", "a cohort"]  # cancelled, pending, queued
+    assert await names("-status") == ["a cohort", "c study", "b cohort"]
+    assert await names("-updated_at") == ["b cohort", "c study", "a cohort"]
+    assert await names("updated_at") == ["a cohort", "c study", "b cohort"]
+
+
+async def test_list_sort_ties_are_broken_by_id_so_pages_never_overlap(api: Api) -> None:
+    ids = sorted([(await api.create(name="same")).json()["id"] for _ in range(3)])
+    pages = []
+    for page in (1, 2, 3):
+        response = await api.client.get(
+            "/jobs", params={"sort": "name", "page": page, "page_size": 1}, headers=api.headers()
+        )
+        pages += [j["id"] for j in response.json()["items"]]
+    assert pages == ids
+
+
+@pytest.mark.parametrize("sort", ["owner", "--name", "name-", "", "Name"])
+async def test_list_refuses_an_unknown_sort_field(api: Api, sort: str) -> None:
+    response = await api.client.get("/jobs", params={"sort": sort}, headers=api.headers())
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "bad_request",
+        "detail": f"Cannot sort jobs by {sort!r}; sort by one of created_at, -created_at, updated_at, -updated_at, "
+        "name, -name, status, -status.",
+    }
+
+
 async def test_cancel_queued_job_then_retry(api: Api) -> None:
     job = (await api.create()).json()
     cancelled = await api.client.post(f"/jobs/{job['id']}/cancel", headers=api.headers())

@@ -114,9 +114,13 @@ export interface JobQuery extends PageQuery {
   status?: JobStatus | '';
   service_id?: number | '';
   search?: string;
-  sort?: string;
-  order?: 'asc' | 'desc';
+  /** The server sorts the whole list: a field, descending with a leading '-'; ties go by id. */
+  sort?: JobSort;
 }
+
+export const JOB_SORT_FIELDS = ['created_at', 'updated_at', 'name', 'status'] as const;
+export type JobSortField = (typeof JOB_SORT_FIELDS)[number];
+export type JobSort = JobSortField | `-${JobSortField}`;
 
 export const jobs = {
   list: (query: JobQuery = {}): Promise<Page<Job>> => request<Page<Job>>('/jobs', { query: { ...query } }),

@@ -14,7 +14,15 @@ import TablePagination from '@mui/material/TablePagination';
 import TableRow from '@mui/material/TableRow';
 import TableSortLabel from '@mui/material/TableSortLabel';
 import TextField from '@mui/material/TextField';
-import { JOB_STATUSES, jobs, LIVE_STATUSES, services, type Job, type JobStatus } from '../api';
+import {
+  JOB_SORT_FIELDS,
+  JOB_STATUSES,
+  jobs,
+  LIVE_STATUSES,
+  services,
+  type JobSortField,
+  type JobStatus,
+} from '../api';
 import { AsyncView } from '../components/AsyncView';
 import { useFeedback } from '../components/Feedback';
 import { PageHeading } from '../components/PageHeading';
@@ -22,13 +30,7 @@ import { JobStatusChip } from '../components/StatusChips';
 import { formatDateTime } from '../format';
 import { useAsync, useInterval } from '../hooks/useAsync';
 
-type SortKey = 'name' | 'status' | 'created_at';
-
-/** The API pages by creation time; the chosen column orders the page on screen (and the API, once it sorts). */
-function sortPage(items: Job[], key: SortKey, order: 'asc' | 'desc'): Job[] {
-  const sign = order === 'asc' ? 1 : -1;
-  return [...items].sort((a, b) => sign * String(a[key]).localeCompare(String(b[key])));
-}
+type SortKey = JobSortField;
 const hideOnPhone = { display: { xs: 'none', md: 'table-cell' } };
 
 export default function JobsPage() {
@@ -38,8 +40,10 @@ export default function JobsPage() {
   const search = params.get('search') ?? '';
   const page = Number(params.get('page') ?? '1');
   const pageSize = Number(params.get('page_size') ?? '20');
-  const sort = (params.get('sort') ?? 'created_at') as SortKey;
-  const order = (params.get('order') ?? 'desc') as 'asc' | 'desc';
+  // The whole list is sorted by the server; an unknown column in the address falls back to newest first.
+  const asked = params.get('sort') as SortKey | null;
+  const sort: SortKey = asked && JOB_SORT_FIELDS.includes(asked) ? asked : 'created_at';
+  const order = params.get('order') === 'asc' ? 'asc' : 'desc';
   const [searchText, setSearchText] = useState(search);
   const feedback = useFeedback();
 
@@ -69,8 +73,7 @@ export default function JobsPage() {
         search,
         page,
         page_size: pageSize,
-        sort,
-        order,
+        sort: order === 'desc' ? `-${sort}` : sort,
       }),
     [status, serviceId, search, page, pageSize, sort, order],
   );
@@ -152,7 +155,7 @@ export default function JobsPage() {
                   </TableRow>
                 </TableHead>
                 <TableBody>
-                  {sortPage(data.items, sort, order).map((job) => (
+                  {data.items.map((job) => (
                     <TableRow key={job.id} hover>
                       <TableCell>
                         <Link component={RouterLink} to={`/jobs/${job.id}`}>

@@ -144,15 +144,59 @@ describe('jobs', () => {
     renderApp('/jobs');
     const table = await screen.findByRole('table', { name: 'Jobs' });
     expect(within(table).getByRole('link', { name: 'chr20 batch' })).toHaveAttribute('href', '/jobs/42');
-    expect(queries[0]).toBe('?page=1&page_size=20&sort=created_at&order=desc');
+    expect(queries[0]).toBe('?page=1&page_size=20&sort=-created_at');
     await userEvent.click(screen.getByRole('combobox', { name: 'Status' }));
     await userEvent.click(screen.getByRole('option', { name: 'failed' }));
     expect(await screen.findByRole('link', { name: 'broken' })).toBeInTheDocument();
-    expect(queries.at(-1)).toBe('?status=failed&page=1&page_size=20&sort=created_at&order=desc');
+    expect(queries.at(-1)).toBe('?status=failed&page=1&page_size=20&sort=-created_at');
     expect(screen.getByTestId('location')).toHaveTextContent('/jobs?status=failed');
   });
 
-  it('sorts by a column header', async () => {
+  it('asks the server to sort the whole list by the clicked column and shows its order as it is', async () => {
+    const queries: string[] = [];
+    const alpha = job({ id: 1, name: 'alpha', status: 'running' });
+    const beta = job({ id: 2, name: 'beta', status: 'completed' });
+    const gamma = job({ id: 3, name: 'gamma', status: 'failed' });
+    // The server's answer per sort: the page shows these rows in this order, without sorting them again.
+    const answers: Record<string, ReturnType<typeof job>[]> = {
+      '-created_at': [gamma, alpha, beta],
+      name: [alpha, beta, gamma],
+      '-name': [gamma, beta, alpha],
+    };
+    server.use(
+      http.get('/api/services', () => HttpResponse.json(page([]))),
+      http.get('/api/jobs', ({ request }) => {
+        const url = new URL(request.url);
+        queries.push(url.search);
+        const sort = url.searchParams.get('sort') ?? '';
+        if (!answers[sort]) return apiError(400, 'bad_request', `Cannot sort jobs by '${sort}'.`);
+        return HttpResponse.json(page(answers[sort] ?? [], 3));
+      }),
+    );
+    const names = async (expected: string[]) =>
+      waitFor(() =>
+        expect(
+          within(screen.getByRole('table', { name: 'Jobs' }))
+            .getAllByRole('link')
+            .map((a) => a.textContent),
+        ).toEqual(expected),
+      );
+    renderApp('/jobs');
+    await screen.findByRole('table', { name: 'Jobs' });
+    await names(['gamma', 'alpha', 'beta']);
+    expect(queries).toEqual(['?page=1&page_size=20&sort=-created_at']);
+
+    await userEvent.click(screen.getByRole('button', { name: 'Name' }));
+    await names(['alpha', 'beta', 'gamma']);
+    expect(queries.at(-1)).toBe('?page=1&page_size=20&sort=name');
+    expect(screen.getByTestId('location')).toHaveTextContent('/jobs?sort=name&order=asc');
+
+    await userEvent.click(screen.getByRole('button', { name: 'Name' }));
+    await names(['gamma', 'beta', 'alpha']);
+    expect(queries.at(-1)).toBe('?page=1&page_size=20&sort=-name');
+  });
+
+  it('falls back to newest first when the address names a column the server cannot sort by', async () => {
     const queries: string[] = [];
     server.use(
       http.get('/api/services', () => HttpResponse.json(page([]))),
@@ -161,9 +205,9 @@ describe('jobs', () => {
         return HttpResponse.json(page([job()]));
       }),
     );
-    renderApp('/jobs');
-    await userEvent.click(await screen.findByRole('button', { name: 'Name' }));
-    await waitFor(() => expect(queries.at(-1)).toBe('?page=1&page_size=20&sort=name&order=asc'));
+    renderApp('/jobs?sort=owner&order=sideways');
+    await screen.findByRole('table', { name: 'Jobs' });
+    expect(queries).toEqual(['?page=1&page_size=20&sort=-created_at']);
   });
 
   it('has an empty state for a new user and for filters', async () => {
