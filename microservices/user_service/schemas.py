@@ -166,6 +166,10 @@ class GrantCreate(BaseModel):
     monthly_quota: int | None = Field(default=None, ge=0, description="Jobs a month; none means unlimited.")
 
 
+class GrantUpdate(BaseModel):
+    monthly_quota: int | None = Field(ge=0, description="Jobs a month; null means unlimited.")
+
+
 class GrantRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -1153,6 +1153,34 @@ async def grant_service(
     return grant, created
 
 
+async def update_grant(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    service_id: int,
+    grant_in: schemas.GrantUpdate,
+    user: User | None = None,
+    group: Group | None = None,
+) -> ServicePermission:
+    """Change the monthly quota of an existing grant; 404 when there is none."""
+    grantee, target_type, target_id = _grantee(user, group)
+    grant = await session.scalar(select(ServicePermission).where(ServicePermission.service_id == service_id, grantee))
+    if grant is None:
+        raise NotFound(f"There is no grant of service {service_id} to change.", code="grant_not_found")
+    previous = grant.monthly_quota
+    grant.monthly_quota = grant_in.monthly_quota
+    await session.flush()
+    await record_audit(
+        session=session,
+        actor=actor,
+        action="permission.update",
+        target_type=target_type,
+        target_id=target_id,
+        details={"service_id": service_id, "monthly_quota": grant_in.monthly_quota, "previous_quota": previous},
+    )
+    return grant
+
+
 async def revoke_service(
     *, session: AsyncSession, actor: Actor, service_id: int, user: User | None = None, group: Group | None = None
 ) -> None:

@@ -1,5 +1,8 @@
 """Groups, their members, and service grants to users and groups as other services read them."""
 
+from sqlalchemy import select
+
+from microservices.user_service.models import AuditEntry
 from tests.user_service.conftest import bearer, login, make_user, service_headers, user_headers
 
 
@@ -105,3 +108,50 @@ async def test_grant_payload_is_validated(app, client):
         assert response.status_code == 422
     missing_user = await client.post("/users/999999999/permissions", json={"service_id": 2}, headers=admin)
     assert missing_user.status_code == 404
+
+
+async def test_a_grants_quota_is_changed_in_place_and_audited(app, client):
+    admin = await user_headers(app, client, "q-admin", roles=("admin",))
+    user = await make_user(app, username="q-target")
+    granted = await client.post(
+        f"/users/{user.id}/permissions", json={"service_id": 4, "monthly_quota": 10}, headers=admin
+    )
+    assert granted.status_code == 201
+    changed = await client.patch(f"/users/{user.id}/permissions/4", json={"monthly_quota": 25}, headers=admin)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["service_id"], changed.json()["monthly_quota"]) == (4, 25)
+    assert changed.json()["created_at"] == granted.json()["created_at"]  # the same grant, not a new one
+    unlimited = await client.patch(f"/users/{user.id}/permissions/4", json={"monthly_quota": None}, headers=admin)
+    assert unlimited.json()["monthly_quota"] is None
+    seen = await client.get(f"/users/{user.id}/permissions", headers=await service_headers(client))
+    assert seen.json()["services"] == [{"service_id": 4, "monthly_quota": None, "via": "user"}]
+    entries = (
+        await app.state.test_session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "permission.update").order_by(AuditEntry.id)
+        )
+    ).all()
+    assert [(e.target_type, e.target_id, e.details) for e in entries] == [
+        ("user", str(user.id), {"service_id": 4, "monthly_quota": 25, "previous_quota": 10}),
+        ("user", str(user.id), {"service_id": 4, "monthly_quota": None, "previous_quota": 25}),
+    ]
+
+
+async def test_a_quota_change_is_validated_and_needs_a_grant_and_a_grant_manager(app, client):
+    admin = await user_headers(app, client, "q-admin2", roles=("admin",))
+    plain = await user_headers(app, client, "q-plain")
+    user = await make_user(app, username="q-target2")
+    await client.post(f"/users/{user.id}/permissions", json={"service_id": 5, "monthly_quota": 3}, headers=admin)
+    for payload in ({"monthly_quota": -1}, {"monthly_quota": "many"}, {}):
+        response = await client.patch(f"/users/{user.id}/permissions/5", json=payload, headers=admin)
+        assert response.status_code == 422, payload
+    missing = await client.patch(f"/users/{user.id}/permissions/6", json={"monthly_quota": 1}, headers=admin)
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"error": "grant_not_found", "detail": "There is no grant of service 6 to change."},
+    )
+    refused = await client.patch(f"/users/{user.id}/permissions/5", json={"monthly_quota": 1000}, headers=plain)
+    assert refused.status_code == 403
+    nobody = await client.patch("/users/999999999/permissions/5", json={"monthly_quota": 1}, headers=admin)
+    assert nobody.status_code == 404
+    seen = await client.get(f"/users/{user.id}/permissions", headers=admin)
+    assert seen.json()["services"] == [{"service_id": 5, "monthly_quota": 3, "via": "user"}]

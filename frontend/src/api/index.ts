@@ -184,6 +184,9 @@ export const admin = {
   permissions: (id: number): Promise<Permissions> => request<Permissions>(`/users/${id}/permissions`),
   grant: (id: number, service_id: number, monthly_quota: number | null): Promise<Permission> =>
     request<Permission>(`/users/${id}/permissions`, { method: 'POST', body: { service_id, monthly_quota } }),
+  /** Change the monthly job quota of a direct grant (null: no limit). */
+  setQuota: (id: number, service_id: number, monthly_quota: number | null): Promise<Permission> =>
+    request<Permission>(`/users/${id}/permissions/${service_id}`, { method: 'PATCH', body: { monthly_quota } }),
   revoke: (id: number, service_id: number): Promise<void> =>
     request<void>(`/users/${id}/permissions/${service_id}`, { method: 'DELETE' }),
   audit: (query: PageQuery & { action?: string } = {}): Promise<Page<AuditEntry>> =>

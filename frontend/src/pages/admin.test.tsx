@@ -2,7 +2,7 @@ import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { adminUser, dashboardBody, page, researcher } from '../test/fixtures';
+import { adminUser, dashboardBody, ilifu, michigan, page, researcher } from '../test/fixtures';
 import { renderApp } from '../test/render';
 import { apiError, server } from '../test/server';
 
@@ -41,6 +41,73 @@ describe('admin', () => {
     await userEvent.click(within(screen.getByRole('dialog', { name: 'Deactivate ada?' })).getByRole('button', { name: 'Deactivate' }));
     expect(await screen.findByText('ada was deactivated.')).toBeInTheDocument();
     expect(deactivated).toBe(true);
+  });
+
+  it("changes the monthly quota of a user's grant in place, refusing a negative one", async () => {
+    const patches: unknown[] = [];
+    let grants = [
+      { service_id: 1, monthly_quota: 10, via: 'user' },
+      { service_id: 2, monthly_quota: 50, via: 'group:H3A' },
+    ];
+    server.use(
+      http.get('/api/users', () => HttpResponse.json(page([adminUser, researcher]))),
+      http.get('/api/services', () => HttpResponse.json(page([michigan, ilifu]))),
+      http.get('/api/users/7/permissions', () => HttpResponse.json({ user_id: 7, roles: ['researcher'], services: grants, all_services: false })),
+      http.patch('/api/users/7/permissions/1', async ({ request }) => {
+        const body = (await request.json()) as { monthly_quota: number | null };
+        patches.push(body);
+        grants = grants.map((g) => (g.service_id === 1 ? { ...g, monthly_quota: body.monthly_quota as number } : g));
+        return HttpResponse.json({ service_id: 1, monthly_quota: body.monthly_quota, created_at: '2026-11-20T10:00:00Z' });
+      }),
+    );
+    renderApp('/admin/users', adminUser);
+    await userEvent.click(await screen.findByRole('button', { name: 'Service permissions of ada' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Service permissions of ada' });
+    const list = await within(dialog).findByRole('list', { name: 'Granted services' });
+    expect(within(list).getByText('10 jobs a month')).toBeInTheDocument();
+    // A grant through a group is changed on the group, not here.
+    expect(within(list).queryByRole('button', { name: `Change the quota of ${ilifu.name}` })).not.toBeInTheDocument();
+
+    await userEvent.click(within(list).getByRole('button', { name: `Change the quota of ${michigan.name}` }));
+    const field = within(list).getByRole('spinbutton', { name: `Monthly job quota of ${michigan.name}` });
+    expect(field).toHaveValue(10);
+    await userEvent.clear(field);
+    await userEvent.type(field, '-3');
+    expect(within(list).getByText('A whole number, 0 or more')).toBeInTheDocument();
+    expect(within(list).getByRole('button', { name: 'Save quota' })).toBeDisabled();
+    expect(patches).toEqual([]);
+
+    await userEvent.clear(field);
+    await userEvent.type(field, '25');
+    await userEvent.click(within(list).getByRole('button', { name: 'Save quota' }));
+    expect(await screen.findByText(`Quota of ${michigan.name} set to 25 jobs a month.`)).toBeInTheDocument();
+    expect(await within(list).findByText('25 jobs a month')).toBeInTheDocument();
+    expect(within(list).queryByRole('spinbutton')).not.toBeInTheDocument();
+
+    // Emptied, the field means no limit: null is sent.
+    await userEvent.click(within(list).getByRole('button', { name: `Change the quota of ${michigan.name}` }));
+    await userEvent.clear(within(list).getByRole('spinbutton', { name: `Monthly job quota of ${michigan.name}` }));
+    await userEvent.click(within(list).getByRole('button', { name: 'Save quota' }));
+    expect(await within(list).findByText('no quota')).toBeInTheDocument();
+    expect(patches).toEqual([{ monthly_quota: 25 }, { monthly_quota: null }]);
+  });
+
+  it('keeps the quota form open with the reason when the server refuses the change', async () => {
+    server.use(
+      http.get('/api/users', () => HttpResponse.json(page([researcher]))),
+      http.get('/api/services', () => HttpResponse.json(page([michigan]))),
+      http.get('/api/users/7/permissions', () =>
+        HttpResponse.json({ user_id: 7, roles: ['researcher'], services: [{ service_id: 1, monthly_quota: 10, via: 'user' }], all_services: false }),
+      ),
+      http.patch('/api/users/7/permissions/1', () => apiError(404, 'grant_not_found', 'There is no grant of service 1 to change.')),
+    );
+    renderApp('/admin/users', adminUser);
+    await userEvent.click(await screen.findByRole('button', { name: 'Service permissions of ada' }));
+    const list = await screen.findByRole('list', { name: 'Granted services' });
+    await userEvent.click(within(list).getByRole('button', { name: `Change the quota of ${michigan.name}` }));
+    await userEvent.click(within(list).getByRole('button', { name: 'Save quota' }));
+    expect(await screen.findByText(/There is no grant of service 1 to change\./)).toBeInTheDocument();
+    expect(within(list).getByRole('spinbutton', { name: `Monthly job quota of ${michigan.name}` })).toHaveValue(10);
   });
 
   it('shows the audit log, empty and failing', async () => {

@@ -136,6 +136,15 @@ async def grant_permission(
     return schemas.GrantRead.model_validate(grant)
 
 
+@router.patch("/{user_id}/permissions/{service_id}", response_model=schemas.GrantRead)
+async def update_permission(
+    service_id: int, body: schemas.GrantUpdate, user: GrantTargetUser, session: SessionDep, actor: ActorDep
+) -> schemas.GrantRead:
+    """Change the monthly job quota of the user's direct grant of a service; null is unlimited (admins)."""
+    grant = await service.update_grant(session=session, actor=actor, service_id=service_id, grant_in=body, user=user)
+    return schemas.GrantRead.model_validate(grant)
+
+
 @router.delete("/{user_id}/permissions/{service_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_permission(service_id: int, user: GrantTargetUser, session: SessionDep, actor: ActorDep) -> Response:
     """Take back the user's direct grant of a service (admins)."""

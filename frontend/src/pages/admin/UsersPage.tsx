@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { Fragment, useEffect, useState } from 'react';
 import Box from '@mui/material/Box';
 import Button from '@mui/material/Button';
 import Chip from '@mui/material/Chip';
@@ -28,12 +28,82 @@ import { useAsync } from '../../hooks/useAsync';
 
 const ROLES: Role[] = ['researcher', 'service_admin', 'admin'];
 
+/** An empty field is no limit; otherwise a whole number of jobs, 0 or more (undefined: not valid). */
+function parseQuota(text: string): number | null | undefined {
+  if (text.trim() === '') return null;
+  const value = Number(text);
+  return Number.isInteger(value) && value >= 0 ? value : undefined;
+}
+
+/** The inline form that changes the monthly quota of one direct grant. */
+function QuotaEditor({
+  user,
+  serviceId,
+  serviceName,
+  current,
+  onDone,
+}: {
+  user: User;
+  serviceId: number;
+  serviceName: string;
+  current: number | null;
+  onDone: (saved: boolean) => void;
+}) {
+  const feedback = useFeedback();
+  const [text, setText] = useState(current == null ? '' : String(current));
+  const [saving, setSaving] = useState(false);
+  const quota = parseQuota(text);
+  const save = () => {
+    if (quota === undefined) return;
+    setSaving(true);
+    admin.setQuota(user.id, serviceId, quota).then(
+      () => {
+        feedback.success(`Quota of ${serviceName} set to ${quota == null ? 'no limit' : `${quota} jobs a month`}.`);
+        onDone(true);
+      },
+      (error: unknown) => {
+        setSaving(false);
+        feedback.error(error);
+      },
+    );
+  };
+  return (
+    <Box
+      component="form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        save();
+      }}
+      sx={{ display: 'flex', flexWrap: 'wrap', alignItems: 'flex-start', gap: 1, px: 2, pb: 1 }}
+    >
+      <TextField
+        label={`Monthly job quota of ${serviceName}`}
+        size="small"
+        type="number"
+        autoFocus
+        value={text}
+        onChange={(e) => setText(e.target.value)}
+        error={quota === undefined}
+        helperText={quota === undefined ? 'A whole number, 0 or more' : 'Empty: no limit'}
+        slotProps={{ htmlInput: { min: 0, step: 1 } }}
+      />
+      <Button type="submit" variant="contained" size="small" disabled={quota === undefined || saving}>
+        Save quota
+      </Button>
+      <Button size="small" onClick={() => onDone(false)}>
+        Cancel
+      </Button>
+    </Box>
+  );
+}
+
 function PermissionsDialog({ user, onClose }: { user: User; onClose: () => void }) {
   const feedback = useFeedback();
   const perms = useAsync(async () => (await admin.permissions(user.id)).services, [user.id]);
   const serviceList = useAsync(() => services.list(), []);
   const [serviceId, setServiceId] = useState('');
   const [quota, setQuota] = useState('');
+  const [editing, setEditing] = useState<number | null>(null);
   const nameOf = (id: number) => serviceList.data?.items.find((s) => s.id === id)?.name ?? `Service ${id}`;
   return (
     <Dialog open onClose={onClose} aria-labelledby="perm-title" fullWidth maxWidth="sm">
@@ -43,26 +113,51 @@ function PermissionsDialog({ user, onClose }: { user: User; onClose: () => void 
           {(list) => (
             <List dense aria-label="Granted services">
               {list.map((p) => (
-                <ListItem
-                  key={`${p.service_id}-${p.via ?? ''}`}
-                  secondaryAction={
-                    p.via && p.via !== 'user' ? undefined : (
-                    <Button
-                      size="small"
-                      color="error"
-                      aria-label={`Revoke ${nameOf(p.service_id)}`}
-                      onClick={() => admin.revoke(user.id, p.service_id).then(() => perms.reload(true), feedback.error)}
-                    >
-                      Revoke
-                    </Button>
-                    )
-                  }
-                >
-                  <ListItemText
-                    primary={nameOf(p.service_id)}
-                    secondary={`${p.monthly_quota != null ? `${p.monthly_quota} jobs a month` : 'no quota'}${p.via && p.via !== 'user' ? ` · through ${p.via}` : ''}`}
-                  />
-                </ListItem>
+                <Fragment key={`${p.service_id}-${p.via ?? ''}`}>
+                  <ListItem
+                    secondaryAction={
+                      p.via && p.via !== 'user' ? undefined : (
+                        <>
+                          <Button
+                            size="small"
+                            aria-label={`Change the quota of ${nameOf(p.service_id)}`}
+                            disabled={editing === p.service_id}
+                            onClick={() => setEditing(p.service_id)}
+                          >
+                            Quota
+                          </Button>
+                          <Button
+                            size="small"
+                            color="error"
+                            aria-label={`Revoke ${nameOf(p.service_id)}`}
+                            onClick={() => admin.revoke(user.id, p.service_id).then(() => perms.reload(true), feedback.error)}
+                          >
+                            Revoke
+                          </Button>
+                        </>
+                      )
+                    }
+                  >
+                    <ListItemText
+                      primary={nameOf(p.service_id)}
+                      secondary={`${p.monthly_quota != null ? `${p.monthly_quota} jobs a month` : 'no quota'}${p.via && p.via !== 'user' ? ` · through ${p.via}` : ''}`}
+                    />
+                  </ListItem>
+                  {editing === p.service_id && (p.via ?? 'user') === 'user' && (
+                    <li>
+                      <QuotaEditor
+                        user={user}
+                        serviceId={p.service_id}
+                        serviceName={nameOf(p.service_id)}
+                        current={p.monthly_quota ?? null}
+                        onDone={(saved) => {
+                          setEditing(null);
+                          if (saved) perms.reload(true);
+                        }}
+                      />
+                    </li>
+                  )}
+                </Fragment>
               ))}
             </List>
           )}
