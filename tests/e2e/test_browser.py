@@ -32,7 +32,7 @@ FRONTEND = ROOT / "frontend"
 SIM = ROOT / "tests" / "data" / "sim-1mb"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 MICHIGAN_TOKEN = f"mis-{uuid.uuid4().hex}"
-BROWSER_ENV = {
+BROWSER_ENV: dict[str, str | None] = {
     "GATEWAY_FRONTEND_DIR": str(FRONTEND / "dist"),
     # Jobs polled every second, as in tests/integration/test_jobs.py, so that the browser sees them end quickly.
     "JOB_PROCESSOR_POLL_INTERVAL_OVERRIDE_S": "1",
@@ -42,7 +42,7 @@ BROWSER_ENV = {
 
 def _missing() -> list[str]:
     needs = {
-        CHROMIUM: Path(CHROMIUM).exists(),
+        f"chromium ({CHROMIUM})": Path(CHROMIUM).exists(),
         "node": shutil.which("node") is not None,
         "frontend/node_modules": (FRONTEND / "node_modules" / "playwright-core").exists(),
         "frontend/dist (npm run build)": (FRONTEND / "dist" / "index.html").exists(),
@@ -75,10 +75,8 @@ def registered(
     browser_ready: None, platform: Platform, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """The gateway serving frontend/dist, and a Michigan fake and a WES node each registered with one panel."""
-    platform.supervisor.env.update(BROWSER_ENV)
-    for name in ("gateway", "job_processor", "job-worker"):
-        platform.stop_component(name)
-        platform.restart_component(name)
+    before = {key: platform.supervisor.env.get(key) for key in BROWSER_ENV}
+    _restart_with(platform, BROWSER_ENV)
     port = free_port()
     fake_log = (tmp_path_factory.mktemp("michigan") / "fake.log").open("ab")
     fake = subprocess.Popen(
@@ -149,6 +147,19 @@ def registered(
         fake.send_signal(signal.SIGTERM)
         fake.wait(10)
         fake_log.close()
+        # The platform is the session's: later tests get it back as it was.
+        _restart_with(platform, before)
+
+
+def _restart_with(platform: Platform, env: dict[str, str | None]) -> None:
+    for key, value in env.items():
+        if value is None:
+            platform.supervisor.env.pop(key, None)
+        else:
+            platform.supervisor.env[key] = value
+    for name in ("gateway", "job_processor", "job-worker"):
+        platform.stop_component(name)
+        platform.restart_component(name)
 
 
 @pytest.mark.timeout(600)
@@ -173,3 +184,16 @@ def test_the_web_ui_in_a_browser(registered: dict[str, str]) -> None:
     # Both services were driven through the browser: three job checks each.
     for service in ("Michigan fake", "WES node"):
         assert sum(1 for name in checks if name.startswith(f"job on {service}:")) == 3, checks
+
+
+def test_every_call_of_the_api_client_exists_in_the_gateways_openapi(registered: dict[str, str]) -> None:
+    """frontend/scripts/check-api.mjs: each method and path in src/api/index.ts is in the merged OpenAPI."""
+    run = subprocess.run(
+        ["node", "scripts/check-api.mjs", f"{registered['E2E_BASE_URL']}/api/openapi.json"],
+        cwd=FRONTEND,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    assert " checked against " in run.stdout and "not in the OpenAPI" not in run.stdout, run.stdout
