@@ -163,7 +163,7 @@ def _restart_with(platform: Platform, env: dict[str, str | None]) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_the_web_ui_in_a_browser(registered: dict[str, str]) -> None:
+def test_the_web_ui_in_a_browser(registered: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     """Every check of run.mjs passes: pages, axe, phone width, API token, deactivation, a job on each service."""
     started = time.monotonic()
     run = subprocess.run(
@@ -175,8 +175,9 @@ def test_the_web_ui_in_a_browser(registered: dict[str, str]) -> None:
         timeout=480,
     )
     lines = run.stdout.splitlines()
-    # The per-check lines go to the terminal whatever the outcome (pytest -s or the captured section).
-    print(f"run.mjs ({time.monotonic() - started:.0f} s):\n{run.stdout}{run.stderr}")
+    # The per-check lines go to the terminal whatever the outcome, also when pytest captures output.
+    with capsys.disabled():
+        print(f"\nrun.mjs ({time.monotonic() - started:.0f} s):\n{run.stdout}{run.stderr}")
     assert run.returncode == 0, f"run.mjs exited {run.returncode}:\n{run.stdout}\n{run.stderr}"
     results = json.loads((FRONTEND / "e2e" / "output" / "results.json").read_text())
     checks = [r["name"] for r in results if not r.get("skipped")]
