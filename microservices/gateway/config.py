@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from microservices.common.settings import ServiceSettings
@@ -30,6 +31,8 @@ class Settings(ServiceSettings):
     rate_limit_window_s: int = 3600
     rate_limit_default: int = 1000
     rate_limit_tiers: dict[str, int] = {"service_admin": 5000, "admin": 10000}
+    # How often the counts of this gateway are added to the shared ones in Redis (see ratelimit.py).
+    rate_limit_report_interval_s: float = Field(default=0.05, gt=0, le=10)
 
     # Circuit breaker per upstream: opens after this many consecutive failures, lets a probe through after
     # the cool-down.

@@ -25,7 +25,7 @@ async def rate_limited_principal(
     if gateway.limiter is None:
         return principal
     client = request.client.host if request.client else "-"
-    decision = await gateway.limiter.check(principal=principal, client_address=client)
+    decision = gateway.limiter.check(principal=principal, client_address=client)
     if decision is None:
         return principal
     if not decision.allowed:

@@ -41,7 +41,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             service_tokens=ServiceTokenProvider.from_settings(settings, state.http),
             cache_s=settings.introspection_cache_s,
         )
-        # A short timeout: a slow Redis must not slow every request; the limiter fails open instead.
+        # A short timeout: a slow Redis must not hold up the limiter's reports.
         limits_redis = make_redis(settings.redis_db_url(GATEWAY_DB), timeout_s=0.5)
         limiter = None
         if settings.rate_limit_enabled:
@@ -50,7 +50,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 window_s=settings.rate_limit_window_s,
                 default_limit=settings.rate_limit_default,
                 tiers=settings.rate_limit_tiers,
+                report_interval_s=settings.rate_limit_report_interval_s,
             )
+            await limiter.start()
         await gateway.start(verifier=verifier, limiter=limiter)
         state.gateway = gateway
         state.openapi_cache = OpenAPICache()
@@ -59,6 +61,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await gateway.close()
+            if limiter is not None:
+                await limiter.close()
             await limits_redis.aclose()
 
     routers = [router]

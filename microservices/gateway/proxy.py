@@ -146,7 +146,7 @@ class Gateway:
 
     async def _verify(self, token: str) -> tuple[Principal, bool]:
         """The token's principal. A JWT's signature is checked once and the result kept until it expires; for a
-        kept one, the revocation is left to be read together with the rate limit (True in the answer)."""
+        kept one, the revocation is left to the rate limiter's view of it (True in the answer)."""
         assert self.verifier is not None
         now = time.time()
         cached = self._verified.get(token)
@@ -161,7 +161,11 @@ class Gateway:
         return principal, False
 
     async def _revoked(self, principal: Principal, decision: Decision | None) -> bool:
-        """Whether the user service revoked the caller's tokens after this one was issued."""
+        """Whether the user service revoked the caller's tokens after this one was issued.
+
+        With rate limiting on, as the limiter learnt it at its last report (at most `report_interval_s` ago):
+        every service behind the gateway checks revocation itself on each request, so a revoked token is
+        refused at once all the same, by the service instead of the gateway."""
         if decision is not None:
             return decision.revokes(principal)
         assert self.verifier is not None
@@ -175,7 +179,7 @@ class Gateway:
             principal, revocation_pending = await self.authenticate(scope, match)
             if self.limiter is not None:
                 client = scope.get("client")
-                decision = await self.limiter.check(principal=principal, client_address=client[0] if client else "-")
+                decision = self.limiter.check(principal=principal, client_address=client[0] if client else "-")
             if principal is not None and revocation_pending and await self._revoked(principal, decision):
                 raise Unauthorized("The token has been revoked.", code="token_revoked")
             if decision is not None and not decision.allowed:

@@ -1,5 +1,6 @@
 """The gateway's own endpoints: dashboard aggregation, merged OpenAPI, front end, WebSocket relay, revocation."""
 
+import asyncio
 import time
 import uuid
 
@@ -110,7 +111,9 @@ async def test_without_a_front_end_the_root_is_not_found(infra, tokens, upstream
         assert (await client.get("/")).status_code == 404
 
 
-async def test_a_token_revoked_after_it_was_verified_is_refused_at_once(infra, tokens, upstream_url):
+async def test_a_token_revoked_after_it_was_verified_is_refused_after_the_next_report(infra, tokens, upstream_url):
+    # The services behind the gateway refuse a revoked token at once themselves (the stub upstream here does not);
+    # the gateway learns of it with its next rate-limit report, 50 ms later at most.
     subject = uuid.uuid4().hex
     headers = tokens.headers(sub=subject)
     redis = make_redis(Settings().redis_db_url(CACHE_DB))
@@ -118,7 +121,10 @@ async def test_a_token_revoked_after_it_was_verified_is_refused_at_once(infra, t
         async with app_client(build_app(gateway_settings(upstream_url)), tokens=tokens) as client:
             assert (await client.get("/api/jobs", headers=headers)).status_code == 200
             await redis.set(f"auth:revoked_before:{subject}", int(time.time()) + 1, ex=60)
-            refused = await client.get("/api/jobs", headers=headers)
+            started = time.monotonic()
+            while (refused := await client.get("/api/jobs", headers=headers)).status_code == 200:
+                assert time.monotonic() - started < 1.0, "the gateway never learnt of the revocation"
+                await asyncio.sleep(0.02)
     finally:
         await redis.aclose()
     assert refused.status_code == 401
