@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +22,8 @@ REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # Health and metrics probes come every few seconds and would drown the access log.
 _QUIET_PATHS = frozenset({"/health", "/metrics"})
+# Any other method a client invents is counted as OTHER, so that callers cannot multiply the metric's series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestContextMiddleware:
@@ -30,6 +33,8 @@ class RequestContextMiddleware:
         self.app = app
         self.service = service
         self.access_log = access_log
+        # The metrics' children by (method, route, status): looking them up by label on every request is dear.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -74,8 +79,13 @@ class RequestContextMiddleware:
         # The route template, never the raw path, so that ids do not explode the metric's cardinality.
         template = getattr(route, "path", None) or "unmatched"
         method = scope["method"]
-        REQUESTS.labels(method, template, str(status_code)).inc()
-        REQUEST_LATENCY.labels(method, template).observe(elapsed_s)
+        key = (method if method in _METHODS else "OTHER", template, status_code)
+        series = self._series.get(key)
+        if series is None:
+            series = (REQUESTS.labels(key[0], template, str(status_code)), REQUEST_LATENCY.labels(key[0], template))
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed_s)
         path = scope["path"]
         if self.access_log and path not in _QUIET_PATHS:
             logger.info(

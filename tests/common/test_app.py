@@ -117,6 +117,19 @@ async def test_metrics_count_requests_by_route_template(client):
     assert 'http_requests_total{method="GET",route="/conflict",status="409"}' in body
 
 
+async def test_metrics_count_invented_methods_as_other(client):
+    def count(body: str, method: str) -> float:
+        prefix = f'http_requests_total{{method="{method}",route="/conflict",status="405"}} '
+        return next((float(line[len(prefix) :]) for line in body.splitlines() if line.startswith(prefix)), 0.0)
+
+    before = (await client.get("/metrics")).text
+    for method in ("BREW", "WHEN"):
+        assert (await client.request(method, "/conflict")).status_code == 405
+    after = (await client.get("/metrics")).text
+    assert count(after, "OTHER") == count(before, "OTHER") + 2
+    assert 'method="BREW"' not in after
+
+
 async def test_health_is_200_with_every_check_when_dependencies_answer(client):
     response = await client.get("/health")
     assert response.status_code == 200
