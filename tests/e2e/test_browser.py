@@ -78,10 +78,12 @@ def registered(
     before = {key: platform.supervisor.env.get(key) for key in BROWSER_ENV}
     _restart_with(platform, BROWSER_ENV)
     port = free_port()
+    # Remote jobs run 5 s: long enough that the browser's "cancel a running job" finds it still running on a busy
+    # machine, short enough for the whole test to stay near a minute.
     fake_log = (tmp_path_factory.mktemp("michigan") / "fake.log").open("ab")
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.michigan", "--port", str(port), "--token", MICHIGAN_TOKEN,
-         "--job-run-time", "3", "--max-concurrent-jobs", "10"],
+         "--job-run-time", "5", "--max-concurrent-jobs", "10"],
         cwd=ROOT, stdout=fake_log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     michigan_url = f"http://127.0.0.1:{port}"
