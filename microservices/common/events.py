@@ -43,10 +43,11 @@ import logging
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -64,10 +65,12 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    delete,
     func,
     insert,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -291,6 +294,22 @@ def _stream_prefix(app: FastAPI) -> str:
     return str(getattr(app.state.settings, "events_stream_prefix", STREAM_PREFIX))
 
 
+async def delete_in_batches(
+    sessionmaker: async_sessionmaker[AsyncSession], table: Table, condition: Any, *, batch_size: int = 5000
+) -> int:
+    """Delete the rows matching `condition`, a batch per transaction so that no lock is held for long."""
+    key = list(table.primary_key.columns)
+    total = 0
+    while True:
+        chosen = select(*key).where(condition).limit(batch_size)
+        async with sessionmaker() as session, session.begin():
+            result = await session.execute(delete(table).where(tuple_(*key).in_(chosen)))
+        deleted = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        total += deleted
+        if deleted < batch_size:
+            return total
+
+
 # --- relay --------------------------------------------------------------------------------------------------------
 
 
@@ -307,6 +326,8 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         max_backoff_s: float = 5.0,
         stream_maxlen: int = 100_000,
+        retention_s: float = 7 * 86400,
+        prune_interval_s: float = 3600,
     ) -> None:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
@@ -316,6 +337,9 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.max_backoff_s = max_backoff_s
         self.stream_maxlen = stream_maxlen
+        self.retention_s = retention_s
+        self.prune_interval_s = prune_interval_s
+        self._next_prune = 0.0
         self.published_total = 0
         self.last_error: str | None = None
         self._wake = asyncio.Event()
@@ -380,6 +404,11 @@ class OutboxRelay:
             total += published
         return total
 
+    async def prune(self) -> int:
+        """Delete the rows published more than `retention_s` ago; return how many."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.retention_s)
+        return await delete_in_batches(self.sessionmaker, _OUTBOX, _OUTBOX.c.published_at < cutoff)
+
     async def _listen(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
             return
@@ -399,6 +428,9 @@ class OutboxRelay:
             try:
                 self._wake.clear()
                 await self.drain()
+                if (now := time.monotonic()) >= self._next_prune:
+                    self._next_prune = now + self.prune_interval_s
+                    await self.prune()
                 backoff, self.last_error = 0.0, None
             except asyncio.CancelledError:
                 raise
@@ -489,6 +521,8 @@ class EventConsumer:
         batch_size: int = 100,
         claim_idle_ms: int = 30_000,
         max_deliveries: int = 5,
+        retention_s: float = 30 * 86400,
+        prune_interval_s: float = 3600,
     ) -> None:
         self.redis = redis
         self.sessionmaker = sessionmaker
@@ -500,6 +534,10 @@ class EventConsumer:
         self.batch_size = batch_size
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
+        # What was handled is remembered (to skip redeliveries) for far longer than a stream keeps its entries.
+        self.retention_s = retention_s
+        self.prune_interval_s = prune_interval_s
+        self._next_prune = 0.0
         self.streams = {stream_name(topic, prefix): topic for topic in self.handlers}
         self.handled_total = 0
         self.skipped_total = 0
@@ -687,12 +725,21 @@ class EventConsumer:
         await self.redis.xack(stream, self.group, entry_id)
         self.dead_lettered_total += 1
 
+    async def prune(self) -> int:
+        """Forget the events this group handled more than `retention_s` ago; return how many."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.retention_s)
+        condition = (_PROCESSED.c.consumer == self.group) & (_PROCESSED.c.processed_at < cutoff)
+        return await delete_in_batches(self.sessionmaker, _PROCESSED, condition)
+
     async def run(self) -> None:
         """Consume forever; survive Redis going away and coming back (groups are re-created if lost)."""
         backoff = 0.0
         while True:
             try:
                 await self.poll()
+                if (now := time.monotonic()) >= self._next_prune:
+                    self._next_prune = now + self.prune_interval_s
+                    await self.prune()
                 backoff, self.failing_since, self.last_error = 0.0, None, None
             except asyncio.CancelledError:
                 raise

@@ -193,14 +193,12 @@ async def rollup_hourly(*, session: AsyncSession) -> None:
 
 
 async def apply_retention(*, session: AsyncSession, raw_days: int, hourly_days: int) -> dict[str, int]:
-    """Delete raw samples, hourly aggregates and spent event bookkeeping past their retention."""
+    """Delete raw samples and hourly aggregates past their retention (the event tables prune themselves)."""
     now = datetime.now(UTC)
     deleted = {}
     for name, statement in (
         ("health_sample", delete(HealthSample).where(HealthSample.checked_at < now - timedelta(days=raw_days))),
         ("health_hourly", delete(HealthHourly).where(HealthHourly.hour < now - timedelta(days=hourly_days))),
-        ("outbox_event", text("DELETE FROM outbox_event WHERE published_at < now() - interval '7 days'")),
-        ("processed_event", text("DELETE FROM processed_event WHERE processed_at < now() - interval '30 days'")),
     ):
         result = await session.execute(statement)
         deleted[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -410,3 +410,61 @@ async def test_one_failing_event_in_a_batch_holds_back_only_itself(sessionmaker,
     assert len(pending) == 1
     async with sessionmaker() as session:
         assert len((await session.execute(select(processed))).all()) == 2
+
+
+async def test_the_relay_prunes_rows_published_before_the_retention_only(
+    sessionmaker, engine, redis, prefix, cleanup_streams
+):
+    async with sessionmaker.begin() as session:
+        for _ in range(7):
+            await emit(session, topic="job.status.updated", payload=JOB_PAYLOAD, producer="job_processor")
+    relay = OutboxRelay(engine=engine, redis=redis, prefix=prefix, retention_s=3600)
+    assert await relay.drain() == 7
+    async with sessionmaker.begin() as session:
+        # Five published two hours ago, one unpublished as old (never pruned), two published just now.
+        await session.execute(
+            text(
+                "UPDATE outbox_event SET published_at = now() - interval '2 hours' "
+                "WHERE id IN (SELECT id FROM outbox_event ORDER BY id LIMIT 5)"
+            )
+        )
+        await emit(session, topic="job.status.updated", payload=JOB_PAYLOAD, producer="job_processor")
+        await session.execute(text("UPDATE outbox_event SET occurred_at = now() - interval '3 hours'"))
+    assert await relay.prune() == 5
+    assert await relay.prune() == 0
+    async with sessionmaker() as session:
+        left = (await session.execute(select(outbox.c.published_at.is_(None)))).scalars().all()
+    assert sorted(left) == [False, False, True]
+
+
+async def test_batched_deletes_take_every_matching_row(sessionmaker, engine):
+    from microservices.common.events import delete_in_batches
+
+    async with sessionmaker.begin() as session:
+        for _ in range(12):
+            await emit(session, topic="job.status.updated", payload=JOB_PAYLOAD, producer="job_processor")
+    assert await delete_in_batches(sessionmaker, outbox, outbox.c.published_at.is_(None), batch_size=5) == 12
+    async with sessionmaker() as session:
+        assert (await session.execute(select(outbox))).all() == []
+
+
+async def test_a_consumer_forgets_only_its_own_old_handled_events(sessionmaker, redis, prefix, cleanup_streams):
+    async def handler(session, event):
+        return None
+
+    consumer = consumer_for(redis, sessionmaker, prefix, {"job.status.updated": handler})
+    consumer.retention_s = 86400
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            text(
+                "INSERT INTO processed_event (consumer, event_id, topic, processed_at) VALUES "
+                "('tests', gen_random_uuid(), 't.old', now() - interval '2 days'), "
+                "('tests', gen_random_uuid(), 't.old', now() - interval '3 days'), "
+                "('tests', gen_random_uuid(), 't.new', now() - interval '1 hour'), "
+                "('others', gen_random_uuid(), 't.old', now() - interval '9 days')"
+            )
+        )
+    assert await consumer.prune() == 2
+    async with sessionmaker() as session:
+        rows = (await session.execute(select(processed.c.consumer, processed.c.topic))).all()
+    assert sorted(rows) == [("others", "t.old"), ("tests", "t.new")]
