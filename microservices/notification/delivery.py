@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from microservices.common.events import to_json
 from microservices.notification.config import Settings
 from microservices.notification.directory import Directory
-from microservices.notification.models import EmailMessage, Webhook, WebhookDelivery, processed_event
+from microservices.notification.models import EmailMessage, Webhook, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +183,10 @@ async def send_due_webhooks(
 
 
 async def prune(*, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> dict[str, int]:
-    """Forget what no one needs any more: old processed event ids, sent or failed e-mails, finished deliveries."""
+    """Forget what no one needs any more: sent or failed e-mails and finished deliveries (the event consumer forgets
+    its processed event ids itself, after the same `retention_days`)."""
     cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
     statements = {
-        "processed_event": delete(processed_event).where(processed_event.c.processed_at < cutoff),
         "email_message": delete(EmailMessage).where(EmailMessage.status != "pending", EmailMessage.created_at < cutoff),
         "webhook_delivery": delete(WebhookDelivery).where(
             WebhookDelivery.status != "pending", WebhookDelivery.created_at < cutoff

@@ -101,7 +101,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         if settings.consume_events:
             async with run_event_consumer(
-                app, group="notification", handlers=handlers, claim_idle_ms=settings.event_claim_idle_ms
+                app,
+                group="notification",
+                handlers=handlers,
+                claim_idle_ms=settings.event_claim_idle_ms,
+                retention_s=settings.retention_days * 86400,
             ):
                 yield
         else:
