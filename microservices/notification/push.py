@@ -1,7 +1,9 @@
 """WebSocket push: every replica subscribes to one Redis pub/sub pattern and forwards to its own sockets.
 
 A new notification is published on `<prefix>user:<id>` (or `<prefix>admins` for the admins' shared ones), so
-whichever replica holds a user's socket delivers it.
+whichever replica holds a user's socket delivers it. Pub/sub keeps nothing: when the subscription is lost (Redis
+restarted), whatever was published until it is back never arrives, so every socket is then sent
+`{"type": "resync"}` and the web UI fetches its unread count again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from microservices.common.auth import Principal
 from microservices.notification.schemas import NotificationRead
 
 logger = logging.getLogger(__name__)
+
+RESYNC = '{"type":"resync"}'
 
 
 class PushHub:
@@ -68,6 +72,11 @@ class PushHub:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
 
+    async def _resync(self) -> None:
+        """Tell every local socket that pushes may have been missed."""
+        targets = {ws for sockets in self.by_user.values() for ws in sockets} | self.admins
+        await asyncio.gather(*(ws.send_text(RESYNC) for ws in targets), return_exceptions=True)
+
     async def _forward(self, channel: str, message: str) -> None:
         if channel == f"{self.prefix}admins":
             targets = set(self.admins)
@@ -84,11 +93,15 @@ class PushHub:
 
     async def run(self) -> None:
         """Forward published notifications to local sockets; resubscribe after Redis comes back."""
+        lost = False
         while True:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.psubscribe(f"{self.prefix}*")
                 self.subscribed.set()
+                if lost:
+                    lost = False
+                    await self._resync()
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None or message.get("type") != "pmessage":
@@ -100,6 +113,7 @@ class PushHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                lost = True
                 self.subscribed.clear()
                 logger.warning("notification pub/sub lost (%s); resubscribing", exc)
                 await asyncio.sleep(1.0)

@@ -194,6 +194,27 @@ async def test_websocket_gets_the_notification_within_a_second_of_the_event(data
     assert message["notification"]["link"] == "/jobs/job-ws"
 
 
+async def test_websocket_is_told_to_resync_after_the_subscription_was_lost(databases, tokens, redis):
+    settings = make_settings(consume_events=True)
+    app = build_app(settings)
+    user_id = unique_user_id()
+    async with serve_app(app) as address:
+        app.state.token_verifier.set_jwks(tokens.jwks)
+        token = tokens.token(sub=str(user_id), roles=("researcher",))
+        async with websockets.connect(f"ws://{address}/ws/notifications?token={token}") as socket:
+            assert json.loads(await socket.recv()) == {"type": "connected", "user_id": user_id}
+            hub = app.state.push_hub
+            await hub.subscribed.wait()
+            # What a Redis restart does to the subscription (pub/sub keeps nothing of what it missed meanwhile).
+            await redis.client_kill_filter(_type="pubsub")
+            assert json.loads(await asyncio.wait_for(socket.recv(), timeout=5)) == {"type": "resync"}
+            assert hub.subscribed.is_set()
+            await publish(redis, settings, job_event(user_id, job_id="job-after-resync"))
+            message = json.loads(await asyncio.wait_for(socket.recv(), timeout=5))
+    await cleanup(redis, settings)
+    assert message["notification"]["link"] == "/jobs/job-after-resync"
+
+
 async def test_websocket_accepts_the_token_as_first_message_and_sends_heartbeats(databases, tokens):
     app = build_app(make_settings(websocket_heartbeat_s=0.2))
     async with serve_app(app) as address:

@@ -88,6 +88,7 @@ export function NotificationBell() {
       [feedback],
     ),
     true,
+    refresh,
   );
   const label = count ? `Notifications, ${count} unread` : 'Notifications';
   return (

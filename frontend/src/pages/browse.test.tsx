@@ -69,6 +69,20 @@ describe('dashboard', () => {
     expect(await screen.findByRole('link', { name: 'Notifications, 3 unread' })).toBeInTheDocument();
     expect(await screen.findByText('Job chr20 batch completed')).toBeInTheDocument();
   });
+
+  it('fetches the unread count again when the server says pushes were missed', async () => {
+    let unread = 2;
+    server.use(
+      http.get('/api/dashboard', () => HttpResponse.json(dashboardBody())),
+      http.get('/api/notifications/unread-count', () => HttpResponse.json({ unread })),
+    );
+    renderApp('/');
+    expect(await screen.findByRole('link', { name: 'Notifications, 2 unread' })).toBeInTheDocument();
+    await waitFor(() => expect(notificationSocket.clients.size).toBeGreaterThan(0));
+    unread = 5;
+    notificationSocket.broadcast(JSON.stringify({ type: 'resync' }));
+    expect(await screen.findByRole('link', { name: 'Notifications, 5 unread' })).toBeInTheDocument();
+  });
 });
 
 describe('services', () => {
