@@ -22,6 +22,7 @@ from microservices.common.events import (
     run_event_consumer,
 )
 from microservices.common.health import HealthCheck
+from microservices.common.http import make_http_client
 from microservices.common.redis import EVENTS_DB
 from microservices.common.service_auth import ServiceTokenProvider
 from microservices.notification import service
@@ -31,6 +32,7 @@ from microservices.notification.directory import UserDirectory
 from microservices.notification.models import EmailMessage
 from microservices.notification.push import PushHub
 from microservices.notification.router import router, socket_router
+from microservices.notification.webhook_http import public_only_transport
 
 
 def event_handler(app: FastAPI) -> Handler:
@@ -84,10 +86,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         token_provider=ServiceTokenProvider.from_settings(settings, app.state.http),
         ttl_s=settings.directory_cache_ttl_s,
     )
+    # Webhook calls reach public addresses only, checked when connecting, unless private ones are allowed.
+    webhook_http = app.state.http
+    if not settings.webhook_allow_private_urls:
+        webhook_http = make_http_client(settings, transport=public_only_transport())
     app.state.delivery = DeliveryWorker(
         sessionmaker=app.state.database.sessionmaker,
         settings=settings,
-        http=app.state.http,
+        http=webhook_http,
         fernet=service.make_fernet(settings),
         directory=app.state.directory,
     )
@@ -115,6 +121,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await redis.aclose()
+        if webhook_http is not app.state.http:
+            await webhook_http.aclose()
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:

@@ -172,6 +172,59 @@ async def test_webhook_is_signed_and_retried_after_a_500(databases, tokens, redi
         )
 
 
+async def test_a_webhook_whose_host_resolves_to_a_private_address_is_never_called(
+    databases, tokens, redis, webhook_receiver
+):
+    from microservices.notification import service
+    from microservices.notification.schemas import WebhookCreate
+
+    settings = make_settings(consume_events=True, webhook_allow_private_urls=False)
+    app = build_app(settings)
+    user_id = unique_user_id()
+    async with app_client(app, tokens=tokens, rollback=False):
+        app.state.delivery.directory = StubDirectory()
+        # Registered when it passed the check (or before the setting changed): the call itself must still refuse.
+        async with app.state.database.sessionmaker() as session, session.begin():
+            webhook, _ = await service.create_webhook(
+                session=session,
+                fernet=service.make_fernet(settings),
+                user_id=user_id,
+                webhook_in=WebhookCreate(url=webhook_receiver.url),
+                allow_private=True,
+            )
+        await publish(redis, settings, job_event(user_id, "failed", job_id="job-ssrf"))
+
+        async def attempted():
+            async with app.state.database.sessionmaker() as session:
+                rows = (
+                    await session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id))
+                ).all()
+            return rows[0] if rows and rows[0].attempts >= 1 else None
+
+        delivery = await eventually(attempted)
+    await cleanup(redis, settings)
+    assert webhook_receiver.requests == []
+    assert delivery.status == "pending"
+    assert delivery.response_status is None
+    assert "resolves to the private address 127.0.0.1" in delivery.last_error
+
+
+async def test_the_webhook_transport_refuses_private_hosts_and_lets_public_ones_through():
+    import httpx
+
+    from microservices.notification.webhook_http import public_only_transport
+
+    async with httpx.AsyncClient(transport=public_only_transport(), timeout=2) as http:
+        for url in ("http://localhost:9/", "http://10.1.2.3/", "http://[::1]:9/", "http://169.254.169.254/latest/"):
+            with pytest.raises(httpx.ConnectError, match="resolves to the private address"):
+                await http.get(url)
+        # A public address passes the check: whatever answers there (or fails to), the call is attempted.
+        try:
+            await http.get("http://203.0.114.1:9/")
+        except httpx.HTTPError as exc:
+            assert "private address" not in str(exc)
+
+
 async def test_websocket_gets_the_notification_within_a_second_of_the_event(databases, tokens, redis):
     settings = make_settings(consume_events=True)
     app = build_app(settings)
