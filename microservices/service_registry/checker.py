@@ -2,7 +2,9 @@
 
 Healthy services are checked every `health_interval_healthy_s` (15 min), the others every
 `health_interval_unhealthy_s` (1 min); each check is a row of the health log, the latest state goes to Redis,
-and a change of state is published as `service.health.changed`.
+and a change of state is published as `service.health.changed`. Replicas of the registry take turns: a cycle
+holds a PostgreSQL advisory lock for its transaction, and a replica that finds it taken skips that tick, so no
+service is probed twice at once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import aiohttp
 from cryptography.fernet import MultiFernet
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from microservices.service_registry import service as registry
@@ -28,6 +31,9 @@ from microservices.service_registry.remote import ProbeResult, probe
 from microservices.service_registry.schemas import HealthRead
 
 logger = logging.getLogger(__name__)
+
+# The advisory lock of a health cycle (any fixed number: advisory locks are per database, and this one is ours).
+_CYCLE_LOCK = 0x6865616C7468  # "health"
 
 
 class HealthChecker:
@@ -49,6 +55,7 @@ class HealthChecker:
         self.fernet = fernet
         self.semaphore = asyncio.Semaphore(settings.health_max_concurrency)
         self.cycles = 0
+        self.skipped_cycles = 0
         self.last_cycle_s: float | None = None
         self.last_probe_s: float | None = None
 
@@ -119,9 +126,13 @@ class HealthChecker:
             return True
 
     async def run_cycle(self) -> list[HealthRead]:
-        """Check every service that is due, in one transaction; return their new states."""
+        """Check every service that is due, in one transaction; return their new states (none when another
+        replica's cycle is running)."""
         started = time.perf_counter()
         async with self.sessionmaker() as session:
+            if not await session.scalar(select(func.pg_try_advisory_xact_lock(_CYCLE_LOCK))):
+                self.skipped_cycles += 1
+                return []
             services = await registry.due_for_check(
                 session=session,
                 now=datetime.now(UTC),

@@ -277,3 +277,29 @@ async def test_old_health_log_rows_are_pruned(app, client, service_admin, resear
     assert deleted == 2
     history = (await client.get(f"/services/{created['id']}/health/history", headers=researcher)).json()
     assert history["total"] == 2
+
+
+async def test_replicas_take_turns_so_a_service_is_probed_once_per_cycle(databases, tokens, michigan, service_admin):
+    import asyncio
+
+    base_url, fake = michigan
+    fake.down, fake.hang_s = "hang", 1.0
+    settings = registry_settings(health_total_timeout_s=3, health_connect_timeout_s=3)
+    first, second = build_app(settings), build_app(settings)
+    async with app_client(first, tokens=tokens, rollback=False) as client, app_client(second, tokens=tokens):
+        created = await create(client, service_admin, name="Taking turns", base_url=base_url)
+        try:
+            probes_before = fake.requests["GET /api/v2/server"]
+            cycle = asyncio.create_task(first.state.health_checker.run_cycle())
+            await asyncio.sleep(0.3)  # the first replica's cycle is waiting on the slow server
+            assert await second.state.health_checker.run_cycle() == []
+            assert second.state.health_checker.skipped_cycles == 1
+            states = await cycle
+            assert created["id"] in [state.service_id for state in states]
+            assert fake.requests["GET /api/v2/server"] == probes_before + 1
+            # With the first cycle over, the lock is free again for whichever replica comes next.
+            assert await second.state.health_checker.run_cycle() is not None
+            assert second.state.health_checker.skipped_cycles == 1
+        finally:
+            fake.down = None
+            await client.delete(f"/services/{created['id']}", headers=service_admin)
