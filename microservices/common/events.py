@@ -45,7 +45,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -257,14 +257,24 @@ _NOTIFIED = "outbox_notified_transaction"
 
 async def emit(session: AsyncSession, *, topic: str, payload: Mapping[str, Any], producer: str) -> str:
     """Write an event to the outbox in the caller's transaction; it is published once that commits."""
-    values = _outbox_values(topic, payload, producer)
-    await session.execute(insert(_OUTBOX).values(**values))
+    (event_id,) = await emit_many(session, [(topic, payload)], producer=producer)
+    return event_id
+
+
+async def emit_many(
+    session: AsyncSession, events: Sequence[tuple[str, Mapping[str, Any]]], *, producer: str
+) -> list[str]:
+    """`emit` for several events of one transaction, written in one statement (topic and payload each)."""
+    if not events:
+        return []
+    rows = [_outbox_values(topic, payload, producer) for topic, payload in events]
+    await session.execute(insert(_OUTBOX), rows)
     # NOTIFY is transactional: the relay is woken at commit, never for a rolled-back event. Once a transaction.
     transaction = session.get_transaction()
     if session.info.get(_NOTIFIED) is not transaction:
         await session.execute(_NOTIFY)
         session.info[_NOTIFIED] = transaction
-    return str(values["id"])
+    return [str(row["id"]) for row in rows]
 
 
 def emit_sync(session: Session, *, topic: str, payload: Mapping[str, Any], producer: str) -> str:

@@ -468,8 +468,10 @@ async def record_check(
     result: ProbeResult,
     checked_at: datetime,
     deactivate_after: timedelta,
+    changes: list[tuple[str, dict[str, Any]]],
 ) -> bool:
-    """Log one check, update the service's health, publish a change of state; True when the state changed.
+    """Log one check and update the service's health; True when the state changed, and then its
+    `service.health.changed` event is added to `changes`, which the caller emits with the whole cycle's.
 
     The caller flushes (a whole cycle's rows go in one batch).
     A service failing without a break for `deactivate_after` is deactivated, logged and published.
@@ -495,19 +497,15 @@ async def record_check(
         service.failing_since = checked_at
     changed = old_status != result.status
     if changed:
-        await emit(
-            session,
-            topic=SERVICE_HEALTH_CHANGED,
-            payload={
-                "service_id": service.id,
-                "name": service.name,
-                "old_status": old_status,
-                "new_status": result.status,
-                "checked_at": checked_at,
-                "error": result.error_message,
-            },
-            producer=PRODUCER,
-        )
+        payload = {
+            "service_id": service.id,
+            "name": service.name,
+            "old_status": old_status,
+            "new_status": result.status,
+            "checked_at": checked_at,
+            "error": result.error_message,
+        }
+        changes.append((SERVICE_HEALTH_CHANGED, payload))
     if (
         service.is_active
         and service.failing_since is not None

@@ -468,3 +468,23 @@ async def test_a_consumer_forgets_only_its_own_old_handled_events(sessionmaker, 
     async with sessionmaker() as session:
         rows = (await session.execute(select(processed.c.consumer, processed.c.topic))).all()
     assert sorted(rows) == [("others", "t.old"), ("tests", "t.new")]
+
+
+async def test_emit_many_writes_every_event_of_the_transaction_or_none(sessionmaker, engine):
+    from microservices.common.events import emit_many
+
+    events = [("service.health.changed", {"service_id": n, "new_status": "healthy"}) for n in range(3)]
+    async with sessionmaker() as session:
+        await emit_many(session, events, producer="service_registry")
+        await session.rollback()
+    async with sessionmaker.begin() as session:
+        assert await emit_many(session, [], producer="service_registry") == []
+        ids = await emit_many(session, events, producer="service_registry")
+    async with sessionmaker() as session:
+        rows = (await session.execute(select(outbox).order_by(outbox.c.payload["service_id"].as_integer()))).all()
+    assert [str(row.id) for row in rows] == ids
+    assert [row.payload for row in rows] == [payload for _, payload in events]
+    assert {(row.topic, row.producer) for row in rows} == {("service.health.changed", "service_registry")}
+    with pytest.raises(ValueError):
+        async with sessionmaker() as session:
+            await emit_many(session, [("Not A Topic", {})], producer="service_registry")
