@@ -254,6 +254,7 @@ def test_python_services_get_the_platform_settings() -> None:
             "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env.microservices}@postgres:5432/postgres"
         ), name
         assert env["REDIS_URL"] == "redis://redis:6379", name
+        assert env["FORWARDED_ALLOW_IPS"] == "*", name
         assert {key: env[key] for key in PEER_URLS} == PEER_URLS, name
     for name in HTTP_SERVICES:
         assert services[name]["environment"][f"{name.upper()}_HOST"] == "0.0.0.0", name
@@ -512,6 +513,10 @@ def test_nginx_routes_streams_and_guards(tmp_path: Path) -> None:
             assert response.headers["X-Content-Type-Options"] == "nosniff"
             assert response.headers["Content-Security-Policy"] is None
 
+            # The caller's own X-Forwarded-For is replaced by its address: the services behind trust this header.
+            _, data = request(port, "GET", "/api/services", headers={"X-Forwarded-For": "6.6.6.6"})
+            assert json.loads(data)["headers"]["X-Forwarded-For"] == "127.0.0.1"
+
             # A caller's request id is passed through untouched.
             _, data = request(port, "GET", "/api/services", headers={"X-Request-ID": "trace-abc-123"})
             assert json.loads(data)["headers"]["X-Request-ID"] == "trace-abc-123"
@@ -550,4 +555,4 @@ def test_nginx_routes_streams_and_guards(tmp_path: Path) -> None:
 
             response, data = request(port, "GET", "/nginx-health")
             assert (response.status, data) == (200, b"ok\n")
-    assert len(gateway_seen) == 4
+    assert len(gateway_seen) == 5
