@@ -176,7 +176,7 @@ class RateLimiter:
 
     async def start(self) -> None:
         """Start reporting in the background (in the lifespan, on the running loop)."""
-        self._reporter = asyncio.create_task(self._report_while_counting())
+        self._reporter = asyncio.create_task(self._report_periodically())
 
     async def close(self) -> None:
         """Stop reporting, after a last report of what is counted."""
@@ -189,7 +189,8 @@ class RateLimiter:
             self._reporter = None
         await self.report()
 
-    async def _report_while_counting(self) -> None:
+    async def _report_periodically(self) -> None:
+        """Report every `report_interval_s` until closed (a report with nothing counted asks nothing)."""
         while not self._closing:
             await asyncio.sleep(self.report_interval_s)
             try:
