@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from cryptography.fernet import MultiFernet
@@ -201,11 +201,16 @@ def quota_lock_key(user_id: int, service_id: int) -> int:
 
 
 async def _jobs_this_month(session: AsyncSession, *, user_id: int, service_id: int) -> int:
+    """The jobs that count against the monthly quota: those created this month (UTC), except the ones that failed
+    or were cancelled before the remote server ever had them, which cost it nothing."""
     # Held until the commit: a concurrent request counts only after this one's job is stored (or dropped).
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": quota_lock_key(user_id, service_id)})
-    start = datetime.combine(date.today().replace(day=1), time.min, tzinfo=UTC)
+    start = datetime.combine(datetime.now(UTC).date().replace(day=1), time.min, tzinfo=UTC)
+    never_sent = Job.status.in_(("failed", "cancelled")) & Job.remote_job_id.is_(None)
     count = await session.scalar(
-        select(func.count(Job.id)).where(Job.user_id == user_id, Job.service_id == service_id, Job.created_at >= start)
+        select(func.count(Job.id)).where(
+            Job.user_id == user_id, Job.service_id == service_id, Job.created_at >= start, ~never_sent
+        )
     )
     return int(count or 0)
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from microservices.job_processor.config import Settings
 from microservices.job_processor.main import build_app
@@ -209,6 +209,26 @@ async def test_monthly_quota(api: Api) -> None:
     response = await api.create()
     assert response.status_code == 403
     assert response.json()["error"] == "quota_exceeded"
+
+
+async def test_jobs_that_never_reached_the_remote_server_do_not_use_the_quota(api: Api) -> None:
+    from microservices.job_processor.models import Job
+
+    api.stub.permissions[USER_ID]["services"][0]["monthly_quota"] = 2
+    session = api.app.state.test_session
+    ids = [(await api.create()).json()["id"] for _ in range(2)]
+    assert (await api.create()).json()["error"] == "quota_exceeded"
+    # Refused by the remote server at submission, and cancelled while still queued: neither counts any more.
+    await session.execute(update(Job).where(Job.id == ids[0]).values(status="failed"))
+    await session.execute(update(Job).where(Job.id == ids[1]).values(status="cancelled"))
+    third = await api.create()
+    assert third.status_code == 201
+    fourth = await api.create()
+    assert fourth.status_code == 201
+    assert (await api.create()).json()["error"] == "quota_exceeded"
+    # A job the remote server had counts, however it ended.
+    await session.execute(update(Job).where(Job.id == third.json()["id"]).values(status="failed", remote_job_id="j-1"))
+    assert (await api.create()).json()["error"] == "quota_exceeded"
 
 
 async def test_wes_job_needs_one_file_and_a_configured_panel(api: Api) -> None:
