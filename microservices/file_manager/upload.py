@@ -235,6 +235,10 @@ class MultipartUpload:
             content_type = part.headers.get(b"content-type", b"").decode("latin-1").strip()
             if content_type and len(content_type) <= 255:
                 self.content_type = content_type
+            if self.fields.get("purpose") == "result":
+                # Results are not checked (an imputed VCF can be many gigabytes of text to inflate, and a Michigan
+                # result is an encrypted zip): they are hashed and stored only.
+                self._digest.inspector = None
             self._in_file = True
 
     def _field_data(self, data: bytes) -> None:

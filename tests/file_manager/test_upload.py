@@ -147,6 +147,21 @@ async def test_a_result_file_that_is_not_a_vcf_is_kept_without_vcf_metadata(fm):
     assert row.expires_at - row.created_at == timedelta(days=30)
 
 
+async def test_a_result_vcf_is_hashed_and_stored_but_not_inflated_and_checked(fm):
+    data = TARGET.read_bytes()
+    as_input = await fm.upload(data, headers=fm.user(5), filename="target.vcf.gz")
+    assert as_input.json()["vcf"]["sample_count"] == 50
+    as_result = await fm.upload(
+        data,
+        headers=fm.service(),
+        filename="imputed.dose.vcf.gz",
+        fields={"purpose": "result", "job_id": "43", "owner_id": "5"},
+    )
+    body = as_result.json()
+    assert (as_result.status_code, body["vcf"]) == (201, None)
+    assert body["sha256"] == as_input.json()["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 async def test_only_a_service_may_upload_for_someone_else_and_it_must_say_for_whom(fm):
     response = await fm.upload(TINY, headers=fm.user(1), fields={"owner_id": "2"})
     assert response.status_code == 403
